@@ -1,0 +1,427 @@
+//! The pool handle: submit orders, fork-join, open scopes, shut down.
+
+use crate::baker::BakerThread;
+use crate::builder::BakeryBuilder;
+use crate::error::{ShutdownTimeoutError, TrySubmitError};
+use crate::order::{Order, OrderKind};
+use crate::registry::Registry;
+use crate::scope::Scope;
+use crate::sync::{Arc, Ordering};
+use crate::{join, task};
+use std::fmt;
+use std::time::{Duration, Instant};
+
+/// A pool of named worker threads, its bakers, that share orders by work
+/// stealing.
+///
+/// Every baker has its own deque; orders from outside enter a shared
+/// injector, orders submitted by a baker go onto its own deque, and a baker
+/// out of work takes from the injector or steals from a busy colleague
+/// before it sleeps. See the [crate docs](crate) for the guide.
+///
+/// A `Bakery` is a cheap handle: clones share the same bakers. The bakers go
+/// home when the last handle is dropped, or when any handle calls
+/// [`shutdown`](Bakery::shutdown) (or one of its variants); either way every
+/// accepted order still reports its outcome.
+///
+/// # Examples
+///
+/// ```
+/// use bakery::Bakery;
+///
+/// let bakery = Bakery::new(3);
+/// let orders: Vec<_> = ["birthday cake", "cupcakes", "wedding cake"]
+///     .into_iter()
+///     .map(|cake| bakery.submit(move || format!("{cake} is ready")))
+///     .collect();
+/// for order in orders {
+///     println!("{}", order.join()?);
+/// }
+/// bakery.shutdown();
+/// # Ok::<(), bakery::OrderError>(())
+/// ```
+///
+/// `Bakery` is `Send` and `Sync`, so one handle can be shared by reference
+/// across threads:
+///
+/// ```
+/// fn assert_send_sync<T: Send + Sync>() {}
+/// assert_send_sync::<bakery::Bakery>();
+/// ```
+pub struct Bakery {
+    registry: Arc<Registry>,
+    /// Set by `shutdown_timeout` when time ran out: dropping this handle must
+    /// then not wait for the bakers again.
+    detach_on_drop: bool,
+}
+
+impl Bakery {
+    /// Starts a bakery with `bakers` bakers named `baker-0`, `baker-1`, ….
+    ///
+    /// # Panics
+    ///
+    /// With the [`BuildError`](crate::BuildError)'s message if the bakery
+    /// cannot be built: zero bakers, too many, or a thread the operating
+    /// system refuses to start. Use [`Bakery::builder`] to handle the error
+    /// instead.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let bakery = bakery::Bakery::new(4);
+    /// assert_eq!(bakery.bakers(), 4);
+    /// ```
+    pub fn new(bakers: usize) -> Bakery {
+        match BakeryBuilder::new().bakers(bakers).build() {
+            Ok(bakery) => bakery,
+            Err(error) => panic!("{error}"),
+        }
+    }
+
+    /// A builder to configure the bakery before it starts.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let bakery = bakery::Bakery::builder().bakers(2).build()?;
+    /// assert_eq!(bakery.bakers(), 2);
+    /// # Ok::<(), bakery::BuildError>(())
+    /// ```
+    pub fn builder() -> BakeryBuilder {
+        BakeryBuilder::new()
+    }
+
+    pub(crate) fn from_registry(registry: Arc<Registry>) -> Bakery {
+        Bakery {
+            registry,
+            detach_on_drop: false,
+        }
+    }
+
+    /// How many bakers this bakery has.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(bakery::Bakery::new(3).bakers(), 3);
+    /// ```
+    pub fn bakers(&self) -> usize {
+        self.registry.bakers()
+    }
+
+    /// Whether the bakery stopped taking orders (a shutdown began).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let bakery = bakery::Bakery::new(1);
+    /// let front_door = bakery.clone();
+    /// assert!(!front_door.is_closed());
+    /// bakery.shutdown();
+    /// assert!(front_door.is_closed());
+    /// ```
+    pub fn is_closed(&self) -> bool {
+        self.registry.is_closed()
+    }
+
+    /// Submits an order and returns its handle.
+    ///
+    /// The order runs on some baker; from outside the bakery it enters the
+    /// shared injector, from one of this bakery's bakers it goes onto that
+    /// baker's own deque (where idle bakers can steal it). If the bakery no
+    /// longer takes orders, the closure is dropped unrun and the handle
+    /// reports [`OrderError::Rejected`](crate::OrderError::Rejected); use
+    /// [`try_submit`](Bakery::try_submit) to get the closure back instead.
+    ///
+    /// Exactly one allocation is made: the closure, its state and the slot
+    /// for its value share one block with the handle's state.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let bakery = bakery::Bakery::new(2);
+    /// let bread = bakery.submit(|| "sourdough".to_uppercase());
+    /// assert_eq!(bread.join().unwrap(), "SOURDOUGH");
+    /// ```
+    pub fn submit<F, T>(&self, order: F) -> Order<T>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        let registry = &*self.registry;
+        let kind = || OrderKind {
+            panic_handler: registry.panic_handler.clone(),
+        };
+        match registry.try_submit(order, kind) {
+            Ok(raw) => Order::new(raw),
+            Err(order) => {
+                drop(order);
+                Order::new(task::rejected(kind(), registry.id()))
+            }
+        }
+    }
+
+    /// Submits an order, or hands the closure back if the bakery no longer
+    /// takes orders.
+    ///
+    /// # Errors
+    ///
+    /// [`TrySubmitError`] holding the closure, once a shutdown has begun.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let bakery = bakery::Bakery::new(1);
+    /// let order = bakery.try_submit(|| 7).expect("the bakery is open");
+    /// assert_eq!(order.join().unwrap(), 7);
+    /// ```
+    pub fn try_submit<F, T>(&self, order: F) -> Result<Order<T>, TrySubmitError<F>>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        let registry = &*self.registry;
+        let kind = || OrderKind {
+            panic_handler: registry.panic_handler.clone(),
+        };
+        registry
+            .try_submit(order, kind)
+            .map(Order::new)
+            .map_err(TrySubmitError)
+    }
+
+    /// Runs `a` and `b`, possibly in parallel, and returns both results.
+    ///
+    /// Both closures may borrow from the caller, as with `rayon::join`. On
+    /// one of this bakery's bakers, `b` is offered to idle bakers while the
+    /// caller runs `a`, and run by the caller itself if nobody took it; no
+    /// allocation is made. From any other thread the fork-join moves into
+    /// the bakery (one allocation) and the caller waits for it. If the
+    /// bakery is shutting down, both closures may run on the caller.
+    ///
+    /// # Panics
+    ///
+    /// If `a` or `b` panics, `join` re-raises that panic once both are done
+    /// (or once `b` is known not to run). If both panic, `a`'s panic wins.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// fn fib(bakery: &bakery::Bakery, n: u64) -> u64 {
+    ///     if n < 2 {
+    ///         return n;
+    ///     }
+    ///     let (a, b) = bakery.join(|| fib(bakery, n - 1), || fib(bakery, n - 2));
+    ///     a + b
+    /// }
+    ///
+    /// let bakery = bakery::Bakery::new(2);
+    /// assert_eq!(fib(&bakery, 20), 6765);
+    /// ```
+    pub fn join<A, B, RA, RB>(&self, a: A, b: B) -> (RA, RB)
+    where
+        A: FnOnce() -> RA + Send,
+        B: FnOnce() -> RB + Send,
+        RA: Send,
+        RB: Send,
+    {
+        join::join(&self.registry, a, b)
+    }
+
+    /// Opens a scope whose orders may borrow from the caller's stack.
+    ///
+    /// `f` runs on the calling thread and may submit orders through the
+    /// [`Scope`]; `scope` returns only after every one of them finished. A
+    /// baker calling `scope` keeps working for its bakery while it waits.
+    ///
+    /// # Panics
+    ///
+    /// If `f` panics, once every scoped order finished, with `f`'s panic.
+    /// Otherwise, if a scoped order panicked and its handle did not report
+    /// it, once every scoped order finished, with the first such panic.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let bakery = bakery::Bakery::new(2);
+    /// let mut batches = vec![vec![1, 2], vec![3, 4, 5]];
+    /// let counts = vec![0; 2];
+    /// bakery.scope(|s| {
+    ///     for batch in &mut batches {
+    ///         s.submit(move || batch.iter_mut().for_each(|cookie| *cookie *= 2));
+    ///     }
+    ///     assert_eq!(counts.len(), 2, "the body may borrow too");
+    /// });
+    /// assert_eq!(batches, [vec![2, 4], vec![6, 8, 10]]);
+    /// ```
+    pub fn scope<'env, F, R>(&'env self, f: F) -> R
+    where
+        F: for<'scope> FnOnce(&'scope Scope<'scope, 'env>) -> R,
+    {
+        Scope::run(&self.registry, f)
+    }
+
+    /// Stops taking orders, lets the bakers finish every queued order, and
+    /// waits until they all went home.
+    ///
+    /// Affects every clone of this handle: later submissions through them are
+    /// rejected. Called from one of this bakery's own bakers, it cannot wait
+    /// for them (one of them is the caller): it closes the bakery and
+    /// returns, and the bakers still finish every queued order.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let bakery = bakery::Bakery::new(2);
+    /// let loaves: Vec<_> = (0..10).map(|i| bakery.submit(move || i * 2)).collect();
+    /// bakery.shutdown();
+    /// let total: i32 = loaves.into_iter().map(|l| l.join().unwrap()).sum();
+    /// assert_eq!(total, 90);
+    /// ```
+    pub fn shutdown(self) {
+        self.registry.close(false);
+        self.wait_for_bakers(None);
+    }
+
+    /// Stops taking orders, cancels every queued order right away (each
+    /// handle reports [`OrderError::Cancelled`](crate::OrderError::Cancelled),
+    /// even while every baker is busy), and waits for the orders already
+    /// running.
+    ///
+    /// The forks of a `join` already under way are not orders and still run.
+    /// Called from one of this bakery's bakers, it closes the bakery and
+    /// returns without waiting, as [`shutdown`](Bakery::shutdown) does.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::mpsc;
+    ///
+    /// let bakery = bakery::Bakery::new(1);
+    /// let (started_tx, started) = mpsc::channel();
+    /// let (go_tx, go) = mpsc::channel::<()>();
+    /// let running = bakery.submit(move || { started_tx.send(()).unwrap(); go.recv().unwrap(); "done" });
+    /// let queued = bakery.submit(|| "never baked");
+    /// started.recv().unwrap();
+    /// let closer = std::thread::spawn(move || bakery.shutdown_now());
+    /// assert!(queued.join().unwrap_err().is_cancelled());
+    /// go_tx.send(()).unwrap();
+    /// assert_eq!(running.join().unwrap(), "done");
+    /// closer.join().unwrap();
+    /// ```
+    pub fn shutdown_now(self) {
+        self.registry.close(true);
+        self.registry.cancel_queued_now();
+        self.wait_for_bakers(None);
+    }
+
+    /// Like [`shutdown`](Bakery::shutdown), but waits at most `timeout`.
+    ///
+    /// # Errors
+    ///
+    /// [`ShutdownTimeoutError`] if some bakers were still at work when time
+    /// ran out, with how many, and how many orders were still queued. They
+    /// keep going and every order still reports its outcome; only the wait
+    /// is given up.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let bakery = bakery::Bakery::new(2);
+    /// let order = bakery.submit(|| "quick bun");
+    /// assert!(bakery.shutdown_timeout(Duration::from_secs(10)).is_ok());
+    /// assert_eq!(order.join().unwrap(), "quick bun");
+    /// ```
+    pub fn shutdown_timeout(mut self, timeout: Duration) -> Result<(), ShutdownTimeoutError> {
+        self.registry.close(false);
+        let deadline = Instant::now().checked_add(timeout);
+        if self.on_own_baker() {
+            return Ok(());
+        }
+        match self.registry.wait_for_bakers(deadline) {
+            Ok(()) => Ok(()),
+            Err(busy_bakers) => {
+                self.detach_on_drop = true;
+                Err(ShutdownTimeoutError {
+                    busy_bakers,
+                    queued_orders: self.registry.queued(),
+                })
+            }
+        }
+    }
+
+    /// Whether the calling thread is one of this bakery's bakers.
+    fn on_own_baker(&self) -> bool {
+        BakerThread::with_current(|baker| baker.is_some_and(|b| b.belongs_to(&self.registry)))
+    }
+
+    fn wait_for_bakers(&self, deadline: Option<Instant>) {
+        if !self.on_own_baker() {
+            let _ = self.registry.wait_for_bakers(deadline);
+        }
+    }
+}
+
+impl Clone for Bakery {
+    /// Another handle to the same bakers.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let bakery = bakery::Bakery::new(1);
+    /// let counter = bakery.clone();
+    /// assert_eq!(counter.submit(|| 1).join().unwrap(), 1);
+    /// drop(bakery);
+    /// assert_eq!(counter.submit(|| 2).join().unwrap(), 2, "still open: one handle is left");
+    /// ```
+    fn clone(&self) -> Self {
+        self.registry.handles.fetch_add(1, Ordering::Relaxed);
+        Bakery::from_registry(self.registry.clone())
+    }
+}
+
+impl Drop for Bakery {
+    /// Dropping the last handle shuts the bakery down like
+    /// [`shutdown`](Bakery::shutdown): every queued order still runs, and
+    /// the drop waits for the bakers, unless it happens on one of them.
+    fn drop(&mut self) {
+        if self.registry.handles.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.registry.close(false);
+            if !self.detach_on_drop {
+                self.wait_for_bakers(None);
+            }
+        }
+    }
+}
+
+impl Default for Bakery {
+    /// A bakery with one baker per available CPU.
+    ///
+    /// # Panics
+    ///
+    /// If the operating system refuses to start a baker's thread.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let bakery = bakery::Bakery::default();
+    /// assert!(bakery.bakers() >= 1);
+    /// ```
+    fn default() -> Self {
+        match BakeryBuilder::new().build() {
+            Ok(bakery) => bakery,
+            Err(error) => panic!("{error}"),
+        }
+    }
+}
+
+impl fmt::Debug for Bakery {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Bakery")
+            .field("bakers", &self.bakers())
+            .field("closed", &self.is_closed())
+            .finish_non_exhaustive()
+    }
+}

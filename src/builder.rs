@@ -1,0 +1,323 @@
+//! Configuring and starting a bakery.
+
+use crate::baker;
+use crate::bakery::Bakery;
+use crate::error::{BuildError, PanicError};
+use crate::job::JobRef;
+use crate::registry::{Registry, RegistryParts};
+use crate::sleep::MAX_BAKERS;
+use crate::sync::{thread, Arc, Worker};
+use std::fmt;
+
+/// The type of a panic handler: see [`BakeryBuilder::panic_handler`].
+pub(crate) type PanicHandler = dyn Fn(PanicError) + Send + Sync;
+
+/// The type of a start or stop hook.
+pub(crate) type Hook = Box<dyn Fn(usize) + Send + Sync>;
+
+type Namer = Box<dyn FnMut(usize) -> String + Send>;
+
+/// Configures a [`Bakery`] before it starts: how many bakers, their names and
+/// stack size, and hooks.
+///
+/// # Examples
+///
+/// ```
+/// use bakery::Bakery;
+///
+/// let bakery = Bakery::builder()
+///     .bakers(3)
+///     .baker_name(|index| format!("oven-{index}"))
+///     .stack_size(4 * 1024 * 1024)
+///     .build()?;
+/// assert_eq!(bakery.bakers(), 3);
+/// # Ok::<(), bakery::BuildError>(())
+/// ```
+#[must_use = "a builder does nothing until `build` is called"]
+pub struct BakeryBuilder {
+    bakers: Option<usize>,
+    namer: Option<Namer>,
+    stack_size: Option<usize>,
+    panic_handler: Option<std::sync::Arc<PanicHandler>>,
+    start_hook: Option<Hook>,
+    stop_hook: Option<Hook>,
+}
+
+impl Default for BakeryBuilder {
+    fn default() -> Self {
+        BakeryBuilder::new()
+    }
+}
+
+impl BakeryBuilder {
+    /// A builder with the defaults: one baker per available CPU, named
+    /// `baker-0`, `baker-1`, …, with the platform's default stack size.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let bakery = bakery::BakeryBuilder::new().build().unwrap();
+    /// assert!(bakery.bakers() >= 1);
+    /// ```
+    pub fn new() -> BakeryBuilder {
+        BakeryBuilder {
+            bakers: None,
+            namer: None,
+            stack_size: None,
+            panic_handler: None,
+            start_hook: None,
+            stop_hook: None,
+        }
+    }
+
+    /// How many bakers (worker threads) to start. Zero is an error at
+    /// [`build`](BakeryBuilder::build).
+    ///
+    /// Without this call the bakery starts
+    /// [`std::thread::available_parallelism`] bakers (one if that is unknown).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let bakery = bakery::Bakery::builder().bakers(2).build().unwrap();
+    /// assert_eq!(bakery.bakers(), 2);
+    /// ```
+    pub fn bakers(mut self, bakers: usize) -> BakeryBuilder {
+        self.bakers = Some(bakers);
+        self
+    }
+
+    /// Names each baker (and its thread) from its index. The default is
+    /// `baker-{index}`. A name with a NUL byte is an error at
+    /// [`build`](BakeryBuilder::build).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let bakery = bakery::Bakery::builder()
+    ///     .bakers(1)
+    ///     .baker_name(|i| format!("night-shift-{i}"))
+    ///     .build()
+    ///     .unwrap();
+    /// let name = bakery.submit(|| std::thread::current().name().map(str::to_owned));
+    /// assert_eq!(name.join().unwrap().as_deref(), Some("night-shift-0"));
+    /// ```
+    pub fn baker_name<F>(mut self, name: F) -> BakeryBuilder
+    where
+        F: FnMut(usize) -> String + Send + 'static,
+    {
+        self.namer = Some(Box::new(name));
+        self
+    }
+
+    /// The stack size of each baker's thread, in bytes. Zero is an error, and
+    /// so is a size the operating system refuses, both at
+    /// [`build`](BakeryBuilder::build).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let bakery = bakery::Bakery::builder().bakers(1).stack_size(8 << 20).build().unwrap();
+    /// let deep = bakery.submit(|| {
+    ///     fn depth(n: u32) -> u32 { if n == 0 { 0 } else { 1 + depth(n - 1) } }
+    ///     depth(10_000)
+    /// });
+    /// assert_eq!(deep.join().unwrap(), 10_000);
+    /// ```
+    pub fn stack_size(mut self, bytes: usize) -> BakeryBuilder {
+        self.stack_size = Some(bytes);
+        self
+    }
+
+    /// Receives the panics that no handle reports: an order detached (its
+    /// handle dropped) whose closure panicked, or a panic while dropping a
+    /// detached order's value. Without a handler they are dropped (the
+    /// standard panic hook has already printed them).
+    ///
+    /// The handler runs on whichever thread lets go of the order last,
+    /// usually a baker; a panic inside the handler is discarded.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::{Arc, Mutex};
+    ///
+    /// let seen = Arc::new(Mutex::new(Vec::new()));
+    /// let bakery = bakery::Bakery::builder()
+    ///     .bakers(1)
+    ///     .panic_handler({
+    ///         let seen = seen.clone();
+    ///         move |panic| seen.lock().unwrap().push(panic.message().to_owned())
+    ///     })
+    ///     .build()
+    ///     .unwrap();
+    /// drop(bakery.submit(|| panic!("burnt croissant")));
+    /// bakery.shutdown();
+    /// assert_eq!(*seen.lock().unwrap(), ["burnt croissant"]);
+    /// ```
+    pub fn panic_handler<F>(mut self, handler: F) -> BakeryBuilder
+    where
+        F: Fn(PanicError) + Send + Sync + 'static,
+    {
+        self.panic_handler = Some(std::sync::Arc::new(handler));
+        self
+    }
+
+    /// Runs on each baker's thread, with its index, before it takes any
+    /// order. A panic inside the hook is discarded.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicUsize, Ordering};
+    /// use std::sync::Arc;
+    ///
+    /// let started = Arc::new(AtomicUsize::new(0));
+    /// let bakery = bakery::Bakery::builder()
+    ///     .bakers(2)
+    ///     .on_baker_start({
+    ///         let started = started.clone();
+    ///         move |_index| { started.fetch_add(1, Ordering::SeqCst); }
+    ///     })
+    ///     .build()
+    ///     .unwrap();
+    /// bakery.shutdown();
+    /// assert_eq!(started.load(Ordering::SeqCst), 2);
+    /// ```
+    pub fn on_baker_start<F>(mut self, hook: F) -> BakeryBuilder
+    where
+        F: Fn(usize) + Send + Sync + 'static,
+    {
+        self.start_hook = Some(Box::new(hook));
+        self
+    }
+
+    /// Runs on each baker's thread, with its index, after its last order,
+    /// as it goes home. A panic inside the hook is discarded.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicUsize, Ordering};
+    /// use std::sync::Arc;
+    ///
+    /// let stopped = Arc::new(AtomicUsize::new(0));
+    /// let bakery = bakery::Bakery::builder()
+    ///     .bakers(3)
+    ///     .on_baker_stop({
+    ///         let stopped = stopped.clone();
+    ///         move |_index| { stopped.fetch_add(1, Ordering::SeqCst); }
+    ///     })
+    ///     .build()
+    ///     .unwrap();
+    /// bakery.shutdown();
+    /// assert_eq!(stopped.load(Ordering::SeqCst), 3);
+    /// ```
+    pub fn on_baker_stop<F>(mut self, hook: F) -> BakeryBuilder
+    where
+        F: Fn(usize) + Send + Sync + 'static,
+    {
+        self.stop_hook = Some(Box::new(hook));
+        self
+    }
+
+    /// Starts the bakers.
+    ///
+    /// # Errors
+    ///
+    /// [`BuildError::NoBakers`] for zero bakers,
+    /// [`BuildError::TooManyBakers`] for more than a bakery can count,
+    /// [`BuildError::NameContainsNul`] for a name with a NUL byte,
+    /// [`BuildError::ZeroStackSize`] for a zero stack size, and
+    /// [`BuildError::Spawn`] when the operating system refuses a thread (for
+    /// example a stack size it cannot provide). On error, the bakers already
+    /// started are stopped and joined before this returns.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use bakery::{Bakery, BuildError};
+    ///
+    /// let error = Bakery::builder().baker_name(|_| "bad\0name".into()).build().unwrap_err();
+    /// assert!(matches!(error, BuildError::NameContainsNul { index: 0, .. }));
+    ///
+    /// let error = Bakery::builder().bakers(1).stack_size(1 << 62).build().unwrap_err();
+    /// assert!(matches!(error, BuildError::Spawn { index: 0, .. }));
+    /// ```
+    pub fn build(mut self) -> Result<Bakery, BuildError> {
+        let bakers = self.bakers.unwrap_or_else(default_bakers);
+        if bakers == 0 {
+            return Err(BuildError::NoBakers);
+        }
+        if bakers > MAX_BAKERS {
+            return Err(BuildError::TooManyBakers {
+                requested: bakers,
+                max: MAX_BAKERS,
+            });
+        }
+        if self.stack_size == Some(0) {
+            return Err(BuildError::ZeroStackSize);
+        }
+        let mut names = Vec::with_capacity(bakers);
+        for index in 0..bakers {
+            let name = match &mut self.namer {
+                Some(namer) => namer(index),
+                None => format!("baker-{index}"),
+            };
+            if name.contains('\0') {
+                return Err(BuildError::NameContainsNul { index, name });
+            }
+            names.push(name);
+        }
+
+        let workers: Vec<Worker<JobRef>> = (0..bakers).map(|_| Worker::new_lifo()).collect();
+        let registry = Arc::new(Registry::new(RegistryParts {
+            stealers: workers.iter().map(Worker::stealer).collect(),
+            names: names.clone(),
+            panic_handler: self.panic_handler,
+            start_hook: self.start_hook,
+            stop_hook: self.stop_hook,
+        }));
+
+        let mut threads = Vec::with_capacity(bakers);
+        for ((index, worker), name) in workers.into_iter().enumerate().zip(names) {
+            let mut builder = thread::Builder::new().name(name);
+            if let Some(bytes) = self.stack_size {
+                builder = builder.stack_size(bytes);
+            }
+            let for_baker = registry.clone();
+            match builder.spawn(move || baker::run(for_baker, index, worker)) {
+                Ok(thread) => threads.push(thread),
+                Err(source) => {
+                    registry.never_started(bakers - index);
+                    registry.set_threads(threads);
+                    registry.close(false);
+                    let _ = registry.wait_for_bakers(None);
+                    return Err(BuildError::Spawn { index, source });
+                }
+            }
+        }
+        registry.set_threads(threads);
+        Ok(Bakery::from_registry(registry))
+    }
+}
+
+fn default_bakers() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+impl fmt::Debug for BakeryBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fn closure<T>(option: &Option<T>) -> Option<&'static str> {
+            option.as_ref().map(|_| "<closure>")
+        }
+        f.debug_struct("BakeryBuilder")
+            .field("bakers", &self.bakers)
+            .field("baker_name", &closure(&self.namer))
+            .field("stack_size", &self.stack_size)
+            .field("panic_handler", &closure(&self.panic_handler))
+            .field("on_baker_start", &closure(&self.start_hook))
+            .field("on_baker_stop", &closure(&self.stop_hook))
+            .finish()
+    }
+}

@@ -1,0 +1,144 @@
+//! Fork-join: run two closures, possibly in parallel, and return both
+//! results.
+//!
+//! On one of the pool's bakers, `join(a, b)` allocates nothing: `b` becomes a
+//! [`StackJob`] in the baker's own stack frame and a [`JobRef`] to it goes on
+//! the baker's deque, where an idle baker may steal it. The baker runs `a`,
+//! then pops its deque: if `b` is still there, nobody stole it and the baker
+//! runs it inline; if it was stolen, the baker works on other jobs (see
+//! [`BakerThread::wait_until`]) until the thief sets `b`'s latch. The frame
+//! does not return before `b` ran or was popped back, which is what makes
+//! borrowing from it sound.
+//!
+//! From any other thread, `join` carries the whole fork-join into the pool
+//! as one task (one allocation) and waits for it, like rayon's cold path.
+//!
+//! [`JobRef`]: crate::job::JobRef
+
+use crate::baker::BakerThread;
+use crate::error::OrderError;
+use crate::job::StackJob;
+use crate::latch::{BakerLatch, Probe};
+use crate::registry::Registry;
+use crate::sync::{fence, Ordering};
+use crate::task::{NewTask, TaskKind};
+use crate::unwind;
+
+/// The kind of the task that carries a cold `join` into the pool. It is never
+/// cancelled (`join` has no way to report it) and never rejected: when the
+/// pool is closing, the caller runs the fork-join itself.
+struct ColdJoin;
+
+impl TaskKind for ColdJoin {
+    const CANCELLABLE: bool = false;
+
+    fn unobserved_panic(&self, _panic: crate::error::PanicError) {
+        // The caller always takes the outcome; a panic dropping leftovers of
+        // a finished fork-join has nobody to go to.
+    }
+
+    fn released(self) {}
+}
+
+/// `Bakery::join` on `registry`'s pool.
+pub(crate) fn join<A, B, RA, RB>(registry: &Registry, a: A, b: B) -> (RA, RB)
+where
+    A: FnOnce() -> RA + Send,
+    B: FnOnce() -> RB + Send,
+    RA: Send,
+    RB: Send,
+{
+    BakerThread::with_current(|baker| match baker {
+        Some(baker) if baker.belongs_to(registry) => join_here(baker, a, b),
+        _ => join_cold(registry, a, b),
+    })
+}
+
+/// Fork-join on the current baker.
+fn join_here<A, B, RA, RB>(baker: &BakerThread, a: A, b: B) -> (RA, RB)
+where
+    A: FnOnce() -> RA + Send,
+    B: FnOnce() -> RB + Send,
+    RA: Send,
+    RB: Send,
+{
+    let job_b = StackJob::new(b, BakerLatch::new(baker));
+    // SAFETY: `job_b` stays in this frame until it ran: every path below
+    // either pops the reference back (and then runs or drops `job_b` here) or
+    // waits for its latch.
+    let job_b_ref = unsafe { job_b.as_job_ref() };
+    let job_b_id = job_b_ref.id();
+    baker.push_fork(job_b_ref);
+
+    let result_a = match unwind::halt_unwinding(a) {
+        Ok(value) => value,
+        Err(payload) => {
+            // `b` may borrow this frame: make sure nobody runs it any more
+            // before unwinding through it.
+            if !pop_back(baker, &job_b.latch, job_b_id) {
+                baker.wait_until(&job_b.latch);
+            }
+            unwind::resume_unwinding(payload);
+        }
+    };
+
+    if pop_back(baker, &job_b.latch, job_b_id) {
+        return (result_a, job_b.run_inline());
+    }
+    baker.wait_until(&job_b.latch);
+    (result_a, job_b.into_result())
+}
+
+/// Pops the local deque until the fork comes back (returns `true`) or the
+/// deque runs dry (`false`: it was stolen). Jobs above the fork were pushed
+/// by `a` and are run on the way.
+fn pop_back(baker: &BakerThread, latch: &BakerLatch, fork: *const ()) -> bool {
+    while !latch.probe() {
+        match baker.take_local() {
+            Some(job) if job.id() == fork => return true,
+            Some(job) => baker.execute(job),
+            None => return false,
+        }
+    }
+    false
+}
+
+/// Fork-join from outside the pool (or from another pool's baker): one task
+/// carries it into the pool.
+fn join_cold<A, B, RA, RB>(registry: &Registry, a: A, b: B) -> (RA, RB)
+where
+    A: FnOnce() -> RA + Send,
+    B: FnOnce() -> RB + Send,
+    RA: Send,
+    RB: Send,
+{
+    let pool = registry.id();
+    let both = move || {
+        BakerThread::with_current(|baker| match baker {
+            Some(baker) if baker.registry().id() == pool => join_here(baker, a, b),
+            // Run by the caller itself because the pool is closing.
+            _ => (a(), b()),
+        })
+    };
+    let task = NewTask::new(both, ColdJoin, pool);
+    // SAFETY: the only queue reference of this task. The closure borrows the
+    // caller's stack, which is sound because this function does not return
+    // before the task completed and its outcome was taken: the block may be
+    // freed later, but by then it holds nothing borrowed.
+    let job = unsafe { task.job_ref() };
+    let queue_was_empty = registry.inject(job);
+    fence(Ordering::SeqCst);
+    let order = task.into_handle();
+    if registry.is_closed() {
+        // The bakers may be gone before they see the task: run it here unless
+        // one of them already started it.
+        order.run_here();
+    } else {
+        registry.sleep.new_work(queue_was_empty);
+    }
+    match order.join() {
+        Ok(results) => results,
+        Err(OrderError::Panicked(panic)) => panic.resume(),
+        Err(error) => unreachable!("a fork-join is never cancelled nor rejected: {error}"),
+    }
+}

@@ -1,0 +1,137 @@
+//! Latches and waiting: one-shot signals, and how a thread waits for one.
+//!
+//! A latch starts unset; someone sets it once; its owner probes it. Setting
+//! a latch can let its owner return and free the memory the latch lives in,
+//! so [`Latch::set`] takes a raw pointer and the setter reads everything it
+//! needs before the store that publishes "set".
+//!
+//! [`Probe`] is what a waiter needs from anything it waits for (the stolen
+//! half of a `join`, an order, a scope): a cheap check, and a way to register
+//! for a wake-up. [`wait`] then waits the right way for the calling thread: a
+//! baker keeps working for its pool while it waits, any other thread parks.
+
+use crate::baker::BakerThread;
+use crate::registry::Registry;
+use crate::sync::{thread, AtomicUsize, Backoff, Ordering};
+use crate::waiter::Waiter;
+use std::time::Instant;
+
+/// Something a waiter can check and register with.
+pub(crate) trait Probe {
+    /// Whether the awaited event happened. Once true, everything written
+    /// before the event is visible to the caller.
+    fn probe(&self) -> bool;
+
+    /// Asks for the waiter built by `waiter` to be woken when the event
+    /// happens. Returns `false` if it already happened. (A [`BakerLatch`]
+    /// always wakes its owning baker and ignores `waiter`.)
+    fn register(&self, waiter: impl FnOnce() -> Waiter) -> bool;
+
+    /// Forgets a registered waiter: a timed wait that gave up.
+    fn unregister(&self) {}
+}
+
+/// A latch that can be set through a raw pointer.
+pub(crate) trait Latch {
+    /// Sets the latch and wakes its owner if it sleeps.
+    ///
+    /// # Safety
+    ///
+    /// `this` must be valid on entry. It may dangle as soon as the latch is
+    /// observed set, so implementations must not touch it after publishing.
+    unsafe fn set(this: *const Self);
+}
+
+/// Waits until `probe` is done. A baker (of any pool) keeps working for its
+/// own pool meanwhile; any other thread spins briefly, then parks.
+pub(crate) fn wait(probe: &impl Probe) {
+    if probe.probe() {
+        return;
+    }
+    BakerThread::with_current(|baker| match baker {
+        Some(baker) => baker.wait_until(probe),
+        None => {
+            park_until(probe, None);
+        }
+    });
+}
+
+/// Parks the calling thread until `probe` is done or `deadline` passes,
+/// without doing any other work. Returns whether `probe` is done.
+pub(crate) fn park_until(probe: &impl Probe, deadline: Option<Instant>) -> bool {
+    let backoff = Backoff::new();
+    while !probe.probe() {
+        if !backoff.is_completed() {
+            backoff.snooze();
+            continue;
+        }
+        if let Some(deadline) = deadline {
+            let now = Instant::now();
+            if now >= deadline {
+                probe.unregister();
+                return probe.probe();
+            }
+            if probe.register(|| Waiter::Thread(thread::current())) {
+                thread::park_timeout(deadline - now);
+            }
+        } else if probe.register(|| Waiter::Thread(thread::current())) {
+            thread::park();
+        }
+    }
+    true
+}
+
+const UNSET: usize = 0;
+const SLEEPING: usize = 1;
+const SET: usize = 2;
+
+/// The latch of a fork: set by the thief that ran a `join`'s second half,
+/// probed by the baker that forked it.
+pub(crate) struct BakerLatch {
+    state: AtomicUsize,
+    owner: usize,
+    registry: *const Registry,
+}
+
+impl BakerLatch {
+    /// A latch owned by `owner`.
+    pub(crate) fn new(owner: &BakerThread) -> BakerLatch {
+        BakerLatch {
+            state: AtomicUsize::new(UNSET),
+            owner: owner.index(),
+            registry: owner.registry_ptr(),
+        }
+    }
+}
+
+impl Probe for BakerLatch {
+    #[inline]
+    fn probe(&self) -> bool {
+        self.state.load(Ordering::Acquire) == SET
+    }
+
+    fn register(&self, _waiter: impl FnOnce() -> Waiter) -> bool {
+        match self
+            .state
+            .compare_exchange(UNSET, SLEEPING, Ordering::AcqRel, Ordering::Acquire)
+        {
+            Ok(_) => true,
+            Err(current) => current == SLEEPING,
+        }
+    }
+}
+
+impl Latch for BakerLatch {
+    unsafe fn set(this: *const Self) {
+        // SAFETY: `this` is valid until the swap below publishes SET; the
+        // fields are copied first and the swap is the last access.
+        let (owner, registry, state) =
+            unsafe { ((*this).owner, (*this).registry, &(*this).state) };
+        if state.swap(SET, Ordering::AcqRel) == SLEEPING {
+            // SAFETY: only a baker of the owner's pool runs a fork (forks are
+            // pushed on the owner's deque and stolen only within its pool),
+            // and that baker keeps the pool's registry alive.
+            unsafe { (*registry).sleep.wake_specific(owner) };
+        }
+    }
+}

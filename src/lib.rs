@@ -1,0 +1,47 @@
+//! A work-stealing pool of named worker threads, its *bakers*, with a handle
+//! for every order.
+//!
+//! ```
+//! use bakery::Bakery;
+//!
+//! let bakery = Bakery::new(4);
+//! let cake = bakery.submit(|| "birthday cake");
+//! assert_eq!(cake.join()?, "birthday cake");
+//! # Ok::<(), bakery::OrderError>(())
+//! ```
+//!
+//! A [`Bakery`] owns its bakers. Each baker has a work-stealing deque
+//! (crossbeam-deque); an idle baker takes orders from a busy one, so nobody
+//! stands idle while work waits. [`Bakery::submit`] returns an [`Order`]
+//! whose [`join`](Order::join) gives back the value, or an [`OrderError`]
+//! saying the order panicked, was cancelled or was rejected.
+#![doc = include_str!("guide.md")]
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod baker;
+mod bakery;
+mod builder;
+mod error;
+mod job;
+mod join;
+mod latch;
+mod order;
+mod registry;
+mod scope;
+mod sleep;
+mod sync;
+mod task;
+mod unwind;
+mod waiter;
+
+pub use crate::baker::Baker;
+pub use crate::bakery::Bakery;
+pub use crate::builder::BakeryBuilder;
+pub use crate::error::{
+    BuildError, JoinTimeoutError, OrderError, PanicError, ShutdownTimeoutError, TryJoinError,
+    TrySubmitError,
+};
+pub use crate::order::Order;
+pub use crate::scope::{Scope, ScopedOrder};

@@ -1,0 +1,337 @@
+//! The handle to a submitted order: join it, poll it, wait with a timeout,
+//! cancel it, or drop it to detach.
+
+use crate::builder::PanicHandler;
+use crate::error::{JoinTimeoutError, OrderError, PanicError, TryJoinError};
+use crate::latch::{self, Probe};
+use crate::task::{RawOrder, TaskKind};
+use crate::unwind;
+use crate::waiter::Waiter;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+/// The kind of a plain order: its unobserved panics go to the bakery's panic
+/// handler, if one was set.
+pub(crate) struct OrderKind {
+    pub(crate) panic_handler: Option<Arc<PanicHandler>>,
+}
+
+impl TaskKind for OrderKind {
+    const CANCELLABLE: bool = true;
+
+    fn unobserved_panic(&self, panic: PanicError) {
+        if let Some(handler) = &self.panic_handler {
+            // A panicking panic handler has nowhere left to report to.
+            let _ = unwind::halt_unwinding(|| handler(panic));
+        }
+    }
+
+    fn released(self) {}
+}
+
+impl<T> Probe for RawOrder<T> {
+    #[inline]
+    fn probe(&self) -> bool {
+        self.is_finished()
+    }
+
+    fn register(&self, waiter: impl FnOnce() -> Waiter) -> bool {
+        self.register_waiter(waiter())
+    }
+
+    fn unregister(&self) {
+        RawOrder::unregister(self);
+    }
+}
+
+/// What a handle's non-blocking and bounded waits found.
+pub(crate) enum Attempt<T> {
+    Done(Result<T, OrderError>),
+    Pending,
+}
+
+impl<T> RawOrder<T> {
+    /// Waits for the outcome and takes it.
+    ///
+    /// A baker of the order's own pool that finds the order not yet started
+    /// runs it itself; any other baker keeps working for its pool while it
+    /// waits; any other thread parks.
+    pub(crate) fn join(mut self) -> Result<T, OrderError> {
+        if !self.is_finished() {
+            let ran_here = crate::baker::BakerThread::with_current(|baker| {
+                baker.is_some_and(|baker| baker.registry().id() == self.pool()) && self.run_here()
+            });
+            if !ran_here {
+                latch::wait(&self);
+            }
+        }
+        self.take_outcome()
+            .expect("a finished order has an outcome")
+    }
+
+    /// Takes the outcome if there is one.
+    pub(crate) fn try_join(&mut self) -> Attempt<T> {
+        match self.take_outcome() {
+            Some(outcome) => Attempt::Done(outcome),
+            None => Attempt::Pending,
+        }
+    }
+
+    /// Parks until the outcome is ready or `timeout` passes; never runs the
+    /// order or other work on the calling thread.
+    pub(crate) fn join_timeout(&mut self, timeout: Duration) -> Attempt<T> {
+        // A timeout too large for `Instant` waits as long as it takes.
+        let deadline = Instant::now().checked_add(timeout);
+        latch::park_until(&*self, deadline);
+        self.try_join()
+    }
+
+    /// One `poll` of the handle as a future.
+    pub(crate) fn poll_outcome(&mut self, cx: &mut Context<'_>) -> Poll<Result<T, OrderError>> {
+        if let Some(outcome) = self.take_outcome() {
+            return Poll::Ready(outcome);
+        }
+        if self.register_waker(cx.waker()) {
+            Poll::Pending
+        } else {
+            Poll::Ready(
+                self.take_outcome()
+                    .expect("a finished order has an outcome"),
+            )
+        }
+    }
+}
+
+/// The handle to an order submitted with [`Bakery::submit`](crate::Bakery::submit).
+///
+/// An order ends in exactly one outcome, which its handle reports once:
+/// the closure's value, or an [`OrderError`] saying it panicked, was
+/// cancelled, or was rejected.
+///
+/// * [`join`](Order::join) waits for it. Joining from inside a baker of the
+///   same bakery never deadlocks: an order nobody started yet is run right
+///   there, and while a started one finishes elsewhere the baker works on
+///   other orders.
+/// * [`try_join`](Order::try_join), [`join_timeout`](Order::join_timeout)
+///   and [`is_finished`](Order::is_finished) look without blocking, or block
+///   for a bounded time.
+/// * [`cancel`](Order::cancel) stops it if it has not started.
+/// * `Order<T>` is a [`Future`]: `.await` it from any async runtime.
+///
+/// # Dropping a handle detaches the order
+///
+/// The order still runs; its value is dropped when it finishes. If it
+/// panics, nobody sees the panic except the bakery's
+/// [`panic_handler`](crate::BakeryBuilder::panic_handler), when one is set.
+///
+/// # Examples
+///
+/// ```
+/// use bakery::Bakery;
+///
+/// let bakery = Bakery::new(2);
+/// let cake = bakery.submit(|| "birthday cake");
+/// let cupcakes = bakery.submit(|| 12);
+/// assert_eq!(cake.join()?, "birthday cake");
+/// assert_eq!(cupcakes.join()?, 12);
+/// # Ok::<(), bakery::OrderError>(())
+/// ```
+///
+/// An `Order` can be sent to another thread when its value can:
+///
+/// ```compile_fail
+/// fn assert_send<T: Send>(_: T) {}
+/// let bakery = bakery::Bakery::new(1);
+/// // `Order<Rc<_>>` cannot even be created: the value would cross threads.
+/// let order = bakery.submit(|| std::rc::Rc::new(5));
+/// assert_send(order);
+/// ```
+#[must_use = "dropping an `Order` detaches it: the order still runs, but its outcome is lost"]
+pub struct Order<T> {
+    raw: RawOrder<T>,
+}
+
+impl<T> Order<T> {
+    pub(crate) fn new(raw: RawOrder<T>) -> Order<T> {
+        Order { raw }
+    }
+
+    /// Waits for the order and returns its value.
+    ///
+    /// Called from a thread outside the bakery, it blocks (spinning briefly,
+    /// then parking). Called from one of the bakery's bakers, it never
+    /// deadlocks, even on a one-baker bakery: if nobody has started the
+    /// order, the calling baker runs it itself; if it is running elsewhere,
+    /// the baker takes other queued orders while it waits. See the
+    /// [crate docs](crate#blocking-and-locks) for what that means for locks
+    /// held across a join.
+    ///
+    /// # Errors
+    ///
+    /// [`OrderError::Panicked`] if the closure panicked,
+    /// [`OrderError::Cancelled`] if the order was cancelled before it
+    /// started, [`OrderError::Rejected`] if the bakery no longer took orders.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let bakery = bakery::Bakery::new(1);
+    /// let dough = bakery.submit(|| "dough".len());
+    /// assert_eq!(dough.join().unwrap(), 5);
+    /// ```
+    ///
+    /// Joining from inside the bakery, here on a single baker: the inner
+    /// order is queued behind the outer one on the only baker, which runs it
+    /// itself instead of waiting for it.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    ///
+    /// let bakery = Arc::new(bakery::Bakery::new(1));
+    /// let inner_door = bakery.clone();
+    /// let outer = bakery.submit(move || {
+    ///     let inner = inner_door.submit(|| "filling");
+    ///     format!("pie with {}", inner.join().unwrap())
+    /// });
+    /// assert_eq!(outer.join().unwrap(), "pie with filling");
+    /// ```
+    pub fn join(self) -> Result<T, OrderError> {
+        self.raw.join()
+    }
+
+    /// Returns the outcome if the order has finished, or the handle back.
+    ///
+    /// Never blocks and never runs the order on the calling thread.
+    ///
+    /// # Errors
+    ///
+    /// [`TryJoinError::NotFinished`] with the handle if there is no outcome
+    /// yet; [`TryJoinError::Failed`] if the order finished without a value
+    /// (see [`join`](Order::join)).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::mpsc;
+    ///
+    /// let bakery = bakery::Bakery::new(1);
+    /// let (tx, rx) = mpsc::channel::<()>();
+    /// let order = bakery.submit(move || { rx.recv().unwrap(); "bread" });
+    /// let order = order.try_join().unwrap_err().into_order().unwrap();
+    /// tx.send(()).unwrap();
+    /// assert_eq!(order.join().unwrap(), "bread");
+    /// ```
+    pub fn try_join(mut self) -> Result<T, TryJoinError<Order<T>>> {
+        match self.raw.try_join() {
+            Attempt::Done(outcome) => outcome.map_err(TryJoinError::Failed),
+            Attempt::Pending => Err(TryJoinError::NotFinished(self)),
+        }
+    }
+
+    /// Waits at most `timeout` for the order, and gives the handle back if
+    /// time runs out.
+    ///
+    /// Unlike [`join`](Order::join), it never runs the order or other work
+    /// on the calling thread, so it returns close to the deadline even on a
+    /// baker.
+    ///
+    /// # Errors
+    ///
+    /// [`JoinTimeoutError::Timeout`] with the handle if the order has no
+    /// outcome when time runs out; [`JoinTimeoutError::Failed`] if it
+    /// finished without a value (see [`join`](Order::join)).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let bakery = bakery::Bakery::new(1);
+    /// let quick = bakery.submit(|| 1 + 1);
+    /// assert_eq!(quick.join_timeout(Duration::from_secs(10)).unwrap(), 2);
+    /// ```
+    pub fn join_timeout(mut self, timeout: Duration) -> Result<T, JoinTimeoutError<Order<T>>> {
+        match self.raw.join_timeout(timeout) {
+            Attempt::Done(outcome) => outcome.map_err(JoinTimeoutError::Failed),
+            Attempt::Pending => Err(JoinTimeoutError::Timeout(self)),
+        }
+    }
+
+    /// Cancels the order if it has not started yet.
+    ///
+    /// Returns `true` if the order will never run: this call or an earlier
+    /// one cancelled it, and [`join`](Order::join) reports
+    /// [`OrderError::Cancelled`]. Returns `false` if it is running or
+    /// finished (or was rejected). The closure is dropped right away, on the
+    /// calling thread.
+    ///
+    /// # Panics
+    ///
+    /// Re-raises a panic from the closure's destructor (after the order is
+    /// marked cancelled and its waiter woken).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::mpsc;
+    ///
+    /// let bakery = bakery::Bakery::new(1);
+    /// let (tx, rx) = mpsc::channel::<()>();
+    /// let busy = bakery.submit(move || rx.recv().unwrap());
+    /// let queued = bakery.submit(|| "wedding cake");
+    /// assert!(queued.cancel());
+    /// tx.send(()).unwrap();
+    /// assert!(queued.join().unwrap_err().is_cancelled());
+    /// busy.join().unwrap();
+    /// ```
+    pub fn cancel(&self) -> bool {
+        self.raw.cancel()
+    }
+
+    /// Whether the order has an outcome (a value, a panic, cancelled or
+    /// rejected), so that [`join`](Order::join) returns without waiting.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let bakery = bakery::Bakery::new(1);
+    /// let order = bakery.submit(|| 3);
+    /// while !order.is_finished() {
+    ///     std::thread::yield_now();
+    /// }
+    /// assert_eq!(order.join().unwrap(), 3);
+    /// ```
+    pub fn is_finished(&self) -> bool {
+        self.raw.is_finished()
+    }
+}
+
+// The value lives in the heap block, never inside the handle, so moving a
+// handle never moves a `T`.
+impl<T> Unpin for Order<T> {}
+
+impl<T> Future for Order<T> {
+    type Output = Result<T, OrderError>;
+
+    /// Polls for the outcome without blocking; wakes the task when the order
+    /// finishes. Works with any executor: the bakery needs no async runtime.
+    ///
+    /// # Panics
+    ///
+    /// If polled again after it returned a value.
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.raw.poll_outcome(cx)
+    }
+}
+
+impl<T> fmt::Debug for Order<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Order")
+            .field("finished", &self.is_finished())
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,288 @@
+//! The state one bakery's handles and bakers share: the queues, the sleep
+//! state, the shutdown flags, the bakers' names and threads.
+//!
+//! # Submitting
+//!
+//! An order from outside the pool enters the global [`Injector`]; an order
+//! submitted by one of the pool's own bakers goes onto that baker's local
+//! deque. Either way the submitter then issues a `SeqCst` fence and reads two
+//! things: the sleep counters (to wake a baker, see [`crate::sleep`]) and the
+//! `closed` flag.
+//!
+//! # Shutting down, and why no accepted order is lost
+//!
+//! Shutdown stores `closed = true`, issues a `SeqCst` fence and wakes every
+//! baker. A baker leaves for good only from its main loop, when it is out of
+//! work, has seen `closed`, and, after its own `SeqCst` fence, finds every
+//! queue empty (its own deque included).
+//!
+//! A submitter reads `closed` before pushing (and refuses the order at once
+//! if it is set) and again after its push and fence. If that second read
+//! still says "open", the push came before the shutdown's store in the fences'
+//! total order, so every baker's final check, which follows its own read of
+//! `closed == true`, sees the pushed order: it is run. If the second read says
+//! "closed", the submitter tries to reject the order with the compare-and-swap
+//! that also decides whether a baker started it (see [`crate::task`]): either
+//! the submitter wins and hands back a `Rejected` outcome (or, for
+//! `try_submit`, the closure itself), or a baker won and runs it. Exactly one
+//! outcome, in every interleaving.
+//!
+//! A rejected order's queue entry stays where it was pushed until a baker pops
+//! it (and only drops the reference) or the registry is dropped and drains
+//! the injector.
+//!
+//! Orders already queued when the shutdown starts still run; with
+//! `shutdown_now` (`cancel_queued`) the bakers cancel each order they take
+//! instead, so its handle reports `Cancelled`. Forks of a `join` in progress
+//! always run.
+
+use crate::builder::Hook;
+use crate::job::{JobRef, Mode};
+use crate::sleep::Sleep;
+use crate::sync::{
+    fence, thread::JoinHandle, AtomicBool, AtomicUsize, Condvar, Injector, Mutex, Ordering,
+    Stealer,
+};
+use crate::task::{NewTask, RawOrder, TaskKind};
+use crossbeam_deque::Steal;
+use std::time::Instant;
+
+/// The state shared by a bakery's handles and bakers.
+pub(crate) struct Registry {
+    pub(crate) injector: Injector<JobRef>,
+    pub(crate) stealers: Box<[Stealer<JobRef>]>,
+    pub(crate) sleep: Sleep,
+    closed: AtomicBool,
+    cancel_queued: AtomicBool,
+    names: Box<[std::sync::Arc<str>]>,
+    pub(crate) panic_handler: Option<std::sync::Arc<crate::builder::PanicHandler>>,
+    pub(crate) start_hook: Option<Hook>,
+    pub(crate) stop_hook: Option<Hook>,
+    /// Live `Bakery` handles; the last one to go shuts the pool down.
+    pub(crate) handles: AtomicUsize,
+    /// Bakers whose thread has not finished its main loop yet.
+    alive: Mutex<usize>,
+    gone: Condvar,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+}
+
+/// Everything [`Registry::new`] needs.
+pub(crate) struct RegistryParts {
+    pub(crate) stealers: Vec<Stealer<JobRef>>,
+    pub(crate) names: Vec<String>,
+    pub(crate) panic_handler: Option<std::sync::Arc<crate::builder::PanicHandler>>,
+    pub(crate) start_hook: Option<Hook>,
+    pub(crate) stop_hook: Option<Hook>,
+}
+
+impl Registry {
+    pub(crate) fn new(parts: RegistryParts) -> Registry {
+        let bakers = parts.stealers.len();
+        Registry {
+            injector: Injector::new(),
+            stealers: parts.stealers.into_boxed_slice(),
+            sleep: Sleep::new(bakers),
+            closed: AtomicBool::new(false),
+            cancel_queued: AtomicBool::new(false),
+            names: parts.names.into_iter().map(Into::into).collect(),
+            panic_handler: parts.panic_handler,
+            start_hook: parts.start_hook,
+            stop_hook: parts.stop_hook,
+            handles: AtomicUsize::new(1),
+            alive: Mutex::new(bakers),
+            gone: Condvar::new(),
+            threads: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// An identity for this pool, compared against an order's.
+    #[inline]
+    pub(crate) fn id(&self) -> usize {
+        self as *const Registry as usize
+    }
+
+    pub(crate) fn bakers(&self) -> usize {
+        self.stealers.len()
+    }
+
+    pub(crate) fn name(&self, index: usize) -> &std::sync::Arc<str> {
+        &self.names[index]
+    }
+
+    #[inline]
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    /// How a baker should treat the jobs it takes now.
+    #[inline]
+    pub(crate) fn mode(&self) -> Mode {
+        if self.cancel_queued.load(Ordering::Relaxed) {
+            Mode::Cancel
+        } else {
+            Mode::Run
+        }
+    }
+
+    /// Submits `func` as a task of kind `kind()`. Hands the closure back if
+    /// the pool no longer takes orders (see the module docs).
+    #[inline]
+    pub(crate) fn try_submit<F, T, K>(
+        &self,
+        func: F,
+        kind: impl FnOnce() -> K,
+    ) -> Result<RawOrder<T>, F>
+    where
+        F: FnOnce() -> T + Send,
+        T: Send,
+        K: TaskKind,
+    {
+        if self.is_closed() {
+            return Err(func);
+        }
+        let task = NewTask::new(func, kind(), self.id());
+        // SAFETY: the only queue reference of this task.
+        let job = unsafe { task.job_ref() };
+        let queue_was_empty = self.push(job);
+        fence(Ordering::SeqCst);
+        if self.closed.load(Ordering::Relaxed) {
+            if let Some(func) = task.reject() {
+                drop(task.into_handle());
+                return Err(func);
+            }
+        }
+        self.sleep.new_work(queue_was_empty);
+        Ok(task.into_handle())
+    }
+
+    /// Pushes a job on the current baker's deque if it is one of ours, else
+    /// on the injector. Returns whether that queue looked empty before.
+    #[inline]
+    pub(crate) fn push(&self, job: JobRef) -> bool {
+        crate::baker::BakerThread::with_current(|baker| match baker {
+            Some(baker) if baker.belongs_to(self) => baker.push(job),
+            _ => self.inject(job),
+        })
+    }
+
+    /// Pushes a job on the injector. Returns whether it looked empty before.
+    #[inline]
+    pub(crate) fn inject(&self, job: JobRef) -> bool {
+        let was_empty = self.injector.is_empty();
+        self.injector.push(job);
+        was_empty
+    }
+
+    /// Whether any queue holds a job.
+    pub(crate) fn has_work(&self) -> bool {
+        !self.injector.is_empty() || self.stealers.iter().any(|stealer| !stealer.is_empty())
+    }
+
+    /// How many jobs the queues hold (a snapshot).
+    pub(crate) fn queued(&self) -> usize {
+        self.injector.len() + self.stealers.iter().map(Stealer::len).sum::<usize>()
+    }
+
+    /// Stops taking orders and wakes every baker so they finish the queues
+    /// (or, with `cancel_queued`, cancel them) and leave.
+    pub(crate) fn close(&self, cancel_queued: bool) {
+        if cancel_queued {
+            self.cancel_queued.store(true, Ordering::SeqCst);
+        }
+        self.closed.store(true, Ordering::SeqCst);
+        fence(Ordering::SeqCst);
+        self.sleep.wake_all();
+    }
+
+    /// Cancels every queued order right away, from the calling thread
+    /// (`shutdown_now`), so that handles report `Cancelled` even while every
+    /// baker is busy. Jobs that cannot be cancelled (the forks of a `join`
+    /// under way, a cold fork-join) are moved to the injector, where any
+    /// baker, including their waiting owner, picks them up.
+    pub(crate) fn cancel_queued_now(&self) {
+        let mut keep = Vec::new();
+        let mut drain = |steal: &dyn Fn() -> Steal<JobRef>| loop {
+            match steal() {
+                Steal::Success(job) => {
+                    if let Err(job) = job.try_cancel() {
+                        keep.push(job);
+                    }
+                }
+                Steal::Empty => break,
+                Steal::Retry => {}
+            }
+        };
+        drain(&|| self.injector.steal());
+        for stealer in self.stealers.iter() {
+            drain(&|| stealer.steal());
+        }
+        if !keep.is_empty() {
+            for job in keep {
+                self.injector.push(job);
+            }
+            // Wake every baker, including one waiting deep in a join for one
+            // of these forks (it sleeps as `Waiting`, which work alone does
+            // not wake; see `BakerThread::wait_own_work_only`).
+            self.sleep.wake_all();
+        }
+    }
+
+    /// Records the bakers' threads, to be joined at shutdown.
+    pub(crate) fn set_threads(&self, threads: Vec<JoinHandle<()>>) {
+        *self.threads.lock() = threads;
+    }
+
+    /// Forgets `count` bakers that never started.
+    pub(crate) fn never_started(&self, count: usize) {
+        let mut alive = self.alive.lock();
+        *alive -= count;
+        self.gone.notify_all();
+    }
+
+    /// Called by each baker as its main loop ends.
+    pub(crate) fn baker_left(&self) {
+        let mut alive = self.alive.lock();
+        *alive -= 1;
+        self.gone.notify_all();
+    }
+
+    /// Waits until every baker left (or `deadline` passes), then joins their
+    /// threads. Returns `Err(bakers still at work)` on timeout.
+    pub(crate) fn wait_for_bakers(&self, deadline: Option<Instant>) -> Result<(), usize> {
+        {
+            let mut alive = self.alive.lock();
+            while *alive > 0 {
+                match deadline {
+                    None => self.gone.wait(&mut alive),
+                    Some(deadline) => {
+                        if self.gone.wait_until(&mut alive, deadline).timed_out() && *alive > 0 {
+                            return Err(*alive);
+                        }
+                    }
+                }
+            }
+        }
+        let threads = std::mem::take(&mut *self.threads.lock());
+        for thread in threads {
+            // A baker's thread never unwinds (its loop aborts instead), so
+            // there is no panic to report here.
+            let _ = thread.join();
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        // Every baker has left. What remains in the injector are entries of
+        // orders that a joiner ran, or that a submitter rejected after the
+        // pool closed: executing them drops the queue's reference.
+        loop {
+            match self.injector.steal() {
+                Steal::Success(job) => job.execute(Mode::Cancel),
+                Steal::Empty => break,
+                Steal::Retry => {}
+            }
+        }
+    }
+}

@@ -1,0 +1,398 @@
+//! Scoped orders: orders that borrow from the caller's stack, all finished
+//! before [`Bakery::scope`](crate::Bakery::scope) returns.
+//!
+//! The lifetimes follow `std::thread::scope`: `'env` is what the orders may
+//! borrow, `'scope` is the scope itself, and an order submitted to the scope
+//! may live as long as `'scope` and no longer.
+//!
+//! # Why borrowing is sound
+//!
+//! Every scoped order is a task whose kind holds the scope's [`ScopeData`];
+//! the count of live tasks rises when a task is created and falls only when
+//! its block is freed, after its closure and its value were dropped or taken
+//! (see [`crate::task`]). The scope waits for that count to reach zero before
+//! it returns, so no scoped closure, value, or handle outlives the borrows it
+//! holds. Handles cannot escape the scope (their type carries `'scope`), so
+//! the count can always reach zero; only leaking a handle with
+//! `std::mem::forget` keeps a scope waiting, forever, which is safe.
+//!
+//! # Panics
+//!
+//! A panic in a scoped order that its handle reported (through `join`,
+//! `try_join`, `join_timeout` or `.await`) is the caller's to handle. Every
+//! other one is caught and kept; once all scoped orders finished, the scope
+//! re-raises the first of them with its original payload, as
+//! `std::thread::scope` does for threads that were not joined.
+
+use crate::error::{JoinTimeoutError, OrderError, PanicError, TryJoinError};
+use crate::latch::{self, Probe};
+use crate::order::Attempt;
+use crate::registry::Registry;
+use crate::sync::{Arc, AtomicUsize, Mutex, Ordering};
+use crate::task::{self, RawOrder, TaskKind};
+use crate::unwind::{self, Payload};
+use crate::waiter::{Waiter, WaiterSlot};
+use std::fmt;
+use std::future::Future;
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+/// What the scope and its tasks share.
+pub(crate) struct ScopeData {
+    /// Tasks created and not yet freed.
+    live: AtomicUsize,
+    waiter: WaiterSlot,
+    /// The first panic nobody observed, and how many there were.
+    panic: Mutex<(Option<Payload>, usize)>,
+}
+
+impl ScopeData {
+    fn new() -> ScopeData {
+        ScopeData {
+            live: AtomicUsize::new(0),
+            waiter: WaiterSlot::new(),
+            panic: Mutex::new((None, 0)),
+        }
+    }
+}
+
+impl Probe for ScopeData {
+    #[inline]
+    fn probe(&self) -> bool {
+        self.live.load(Ordering::Acquire) == 0
+    }
+
+    fn register(&self, waiter: impl FnOnce() -> Waiter) -> bool {
+        // The last task's `released` decrements `live` before it takes the
+        // slot's lock to notify: a registration that finds `live > 0` under
+        // the lock is seen by that notification.
+        self.waiter.register(waiter(), || self.probe())
+    }
+
+    fn unregister(&self) {
+        self.waiter.clear();
+    }
+}
+
+/// The kind of a scoped order.
+pub(crate) struct ScopedKind {
+    data: Arc<ScopeData>,
+}
+
+impl ScopedKind {
+    fn new(data: &Arc<ScopeData>) -> ScopedKind {
+        data.live.fetch_add(1, Ordering::Relaxed);
+        ScopedKind { data: data.clone() }
+    }
+}
+
+impl TaskKind for ScopedKind {
+    const CANCELLABLE: bool = true;
+
+    fn unobserved_panic(&self, panic: PanicError) {
+        let mut kept = self.data.panic.lock();
+        kept.1 += 1;
+        if kept.0.is_none() {
+            kept.0 = Some(panic.into_payload());
+        }
+    }
+
+    fn released(self) {
+        // `self.data` keeps the scope's data alive through the notification,
+        // even if the scope returns as soon as `live` reaches zero.
+        if self.data.live.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.data.waiter.notify();
+        }
+    }
+}
+
+/// A scope in which orders may borrow from the caller; created by
+/// [`Bakery::scope`](crate::Bakery::scope).
+///
+/// # Examples
+///
+/// ```
+/// let bakery = bakery::Bakery::new(2);
+/// let flour = vec![250, 500, 125];
+/// let mut total = 0;
+/// bakery.scope(|s| {
+///     let weighed = s.submit(|| flour.iter().sum::<i32>());
+///     total = weighed.join().unwrap();
+/// });
+/// assert_eq!(total, 875);
+/// ```
+///
+/// A scoped order cannot outlive its scope:
+///
+/// ```compile_fail
+/// let bakery = bakery::Bakery::new(1);
+/// let escaped = bakery.scope(|s| s.submit(|| 1));
+/// ```
+///
+/// nor borrow what does not outlive the scope:
+///
+/// ```compile_fail
+/// let bakery = bakery::Bakery::new(1);
+/// bakery.scope(|s| {
+///     let local = String::from("crumbs");
+///     s.submit(|| local.len());
+/// });
+/// ```
+pub struct Scope<'scope, 'env: 'scope> {
+    data: Arc<ScopeData>,
+    registry: &'env Registry,
+    scope: PhantomData<&'scope mut &'scope ()>,
+    env: PhantomData<&'env mut &'env ()>,
+}
+
+impl<'scope, 'env> Scope<'scope, 'env> {
+    /// Submits an order that may borrow anything that outlives the scope.
+    ///
+    /// It runs on the bakery like any order, and finishes before the scope
+    /// ends. If the bakery no longer takes orders, the handle reports
+    /// [`OrderError::Rejected`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let bakery = bakery::Bakery::new(2);
+    /// let mut trays = vec![0; 4];
+    /// bakery.scope(|s| {
+    ///     for (i, tray) in trays.iter_mut().enumerate() {
+    ///         s.submit(move || *tray = i * 10);
+    ///     }
+    /// });
+    /// assert_eq!(trays, [0, 10, 20, 30]);
+    /// ```
+    pub fn submit<F, T>(&'scope self, order: F) -> ScopedOrder<'scope, T>
+    where
+        F: FnOnce() -> T + Send + 'scope,
+        T: Send + 'scope,
+    {
+        let raw = match self
+            .registry
+            .try_submit(order, || ScopedKind::new(&self.data))
+        {
+            Ok(raw) => raw,
+            Err(order) => {
+                drop(order);
+                task::rejected(ScopedKind::new(&self.data), self.registry.id())
+            }
+        };
+        ScopedOrder {
+            raw,
+            scope: PhantomData,
+        }
+    }
+
+    pub(crate) fn run<F, R>(registry: &'env Registry, body: F) -> R
+    where
+        F: for<'s> FnOnce(&'s Scope<'s, 'env>) -> R,
+    {
+        let scope = Scope {
+            data: Arc::new(ScopeData::new()),
+            registry,
+            scope: PhantomData,
+            env: PhantomData,
+        };
+        let result = unwind::halt_unwinding(|| body(&scope));
+        latch::wait(&*scope.data);
+        let unobserved = scope.data.panic.lock().0.take();
+        match result {
+            Err(payload) => unwind::resume_unwinding(payload),
+            Ok(_) if unobserved.is_some() => {
+                unwind::resume_unwinding(unobserved.expect("checked above"))
+            }
+            Ok(value) => value,
+        }
+    }
+}
+
+impl fmt::Debug for Scope<'_, '_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Scope")
+            .field("live_orders", &self.data.live.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+/// The handle to a scoped order; the same operations as
+/// [`Order`](crate::Order), limited to the scope's lifetime.
+///
+/// Dropping it detaches the order, which still finishes before the scope
+/// ends; if it panics, the scope re-raises that panic when it ends.
+///
+/// # Examples
+///
+/// ```
+/// let bakery = bakery::Bakery::new(2);
+/// let orders = ["croissant", "baguette", "brioche"];
+/// let lengths: Vec<usize> = bakery.scope(|s| {
+///     let handles: Vec<_> = orders.iter().map(|name| s.submit(move || name.len())).collect();
+///     handles.into_iter().map(|h| h.join().unwrap()).collect()
+/// });
+/// assert_eq!(lengths, [9, 8, 7]);
+/// ```
+#[must_use = "dropping a `ScopedOrder` detaches it: it still runs, and a panic in it is re-raised when the scope ends"]
+pub struct ScopedOrder<'scope, T> {
+    raw: RawOrder<T>,
+    scope: PhantomData<&'scope ()>,
+}
+
+impl<'scope, T> ScopedOrder<'scope, T> {
+    /// Waits for the order and returns its value; see
+    /// [`Order::join`](crate::Order::join).
+    ///
+    /// A panic reported here is not re-raised by the scope.
+    ///
+    /// # Errors
+    ///
+    /// [`OrderError::Panicked`], [`OrderError::Cancelled`] or
+    /// [`OrderError::Rejected`], as for [`Order::join`](crate::Order::join).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let bakery = bakery::Bakery::new(1);
+    /// let recipe = String::from("scones");
+    /// let shout = bakery.scope(|s| s.submit(|| recipe.to_uppercase()).join().unwrap());
+    /// assert_eq!(shout, "SCONES");
+    /// ```
+    pub fn join(self) -> Result<T, OrderError> {
+        self.raw.join()
+    }
+
+    /// Returns the outcome if the order has finished, or the handle back.
+    ///
+    /// # Errors
+    ///
+    /// [`TryJoinError::NotFinished`] with the handle, or
+    /// [`TryJoinError::Failed`], as for [`Order::try_join`](crate::Order::try_join).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let bakery = bakery::Bakery::new(1);
+    /// let n = 21;
+    /// let doubled = bakery.scope(|s| {
+    ///     let mut order = s.submit(|| n * 2);
+    ///     loop {
+    ///         match order.try_join() {
+    ///             Ok(value) => break value,
+    ///             Err(bakery::TryJoinError::NotFinished(again)) => order = again,
+    ///             Err(bakery::TryJoinError::Failed(error)) => panic!("{error}"),
+    ///         }
+    ///     }
+    /// });
+    /// assert_eq!(doubled, 42);
+    /// ```
+    pub fn try_join(mut self) -> Result<T, TryJoinError<ScopedOrder<'scope, T>>> {
+        match self.raw.try_join() {
+            Attempt::Done(outcome) => outcome.map_err(TryJoinError::Failed),
+            Attempt::Pending => Err(TryJoinError::NotFinished(self)),
+        }
+    }
+
+    /// Waits at most `timeout`; see
+    /// [`Order::join_timeout`](crate::Order::join_timeout).
+    ///
+    /// # Errors
+    ///
+    /// [`JoinTimeoutError::Timeout`] with the handle, or
+    /// [`JoinTimeoutError::Failed`], as for
+    /// [`Order::join_timeout`](crate::Order::join_timeout).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let bakery = bakery::Bakery::new(1);
+    /// let icing = "vanilla";
+    /// bakery.scope(|s| {
+    ///     let order = s.submit(|| icing.len());
+    ///     assert_eq!(order.join_timeout(Duration::from_secs(10)).unwrap(), 7);
+    /// });
+    /// ```
+    pub fn join_timeout(
+        mut self,
+        timeout: Duration,
+    ) -> Result<T, JoinTimeoutError<ScopedOrder<'scope, T>>> {
+        match self.raw.join_timeout(timeout) {
+            Attempt::Done(outcome) => outcome.map_err(JoinTimeoutError::Failed),
+            Attempt::Pending => Err(JoinTimeoutError::Timeout(self)),
+        }
+    }
+
+    /// Cancels the order if it has not started; see
+    /// [`Order::cancel`](crate::Order::cancel).
+    ///
+    /// # Panics
+    ///
+    /// Re-raises a panic from the closure's destructor.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::mpsc;
+    ///
+    /// let bakery = bakery::Bakery::new(1);
+    /// let (tx, rx) = mpsc::channel::<()>();
+    /// bakery.scope(|s| {
+    ///     let busy = s.submit(move || rx.recv().unwrap());
+    ///     let queued = s.submit(|| "pretzel");
+    ///     assert!(queued.cancel());
+    ///     tx.send(()).unwrap();
+    ///     assert!(queued.join().unwrap_err().is_cancelled());
+    ///     busy.join().unwrap();
+    /// });
+    /// ```
+    pub fn cancel(&self) -> bool {
+        self.raw.cancel()
+    }
+
+    /// Whether the order has an outcome.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let bakery = bakery::Bakery::new(1);
+    /// bakery.scope(|s| {
+    ///     let order = s.submit(|| 5);
+    ///     while !order.is_finished() {
+    ///         std::thread::yield_now();
+    ///     }
+    ///     assert_eq!(order.join().unwrap(), 5);
+    /// });
+    /// ```
+    pub fn is_finished(&self) -> bool {
+        self.raw.is_finished()
+    }
+}
+
+// The value lives in the heap block, never inside the handle.
+impl<T> Unpin for ScopedOrder<'_, T> {}
+
+impl<T> Future for ScopedOrder<'_, T> {
+    type Output = Result<T, OrderError>;
+
+    /// Polls for the outcome; see the `Future` impl of
+    /// [`Order`](crate::Order).
+    ///
+    /// # Panics
+    ///
+    /// If polled again after it returned a value.
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.raw.poll_outcome(cx)
+    }
+}
+
+impl<T> fmt::Debug for ScopedOrder<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ScopedOrder")
+            .field("finished", &self.is_finished())
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,256 @@
+//! How idle bakers fall asleep and how they are woken, without ever losing a
+//! wake-up.
+//!
+//! # The pieces
+//!
+//! * Every baker has a **slot**: a mutex around its [`SlotState`] and a
+//!   condition variable. A baker blocks only on its own slot, and only while
+//!   holding that slot's lock at the moment it decides to block.
+//! * One **counter word** packs two numbers: how many bakers are *searching*
+//!   (idle, awake, looking for work) and how many are *sleeping* (blocked on
+//!   their slot, and willing to be woken for any new work).
+//!
+//! A baker out of work first searches: it is counted as searching, and for a
+//! few rounds it looks at every queue, yielding its core between rounds. Then
+//! it goes to sleep through [`Sleep::sleep`]:
+//!
+//! 1. lock its slot;
+//! 2. check, under the lock, that it still wants to sleep (its latch is not
+//!    set; the pool is not shutting down);
+//! 3. move itself from *searching* to *sleeping* in the counter word
+//!    (a `SeqCst` read-modify-write), then issue a `SeqCst` fence;
+//! 4. look at every queue once more; if any holds work, move itself back to
+//!    *searching* and return;
+//! 5. otherwise mark the slot [`SlotState::Idle`] and wait on the condition
+//!    variable until someone sets it back to [`SlotState::Awake`].
+//!
+//! Whoever makes new work visible (a `submit`, a fork in `join`) does the
+//! mirror image: push the work, issue a `SeqCst` fence, read the counter word,
+//! and if some baker is sleeping (and no searching baker is sure to find the
+//! work) wake one: lock its slot, and if it is `Idle` set it `Awake`, move it
+//! from *sleeping* back to *searching*, and signal its condition variable.
+//!
+//! # Why no work is stranded
+//!
+//! Take a baker B falling asleep and a submitter S pushing a job J. Both run
+//! "write; `SeqCst` fence; read": S writes J into a queue and reads the
+//! counter word, B writes the counter word and reads the queues. Two `SeqCst`
+//! fences are totally ordered, so whichever fence comes second, its thread's
+//! read sees the other thread's write. Either B's step 4 sees J (and B does
+//! not sleep), or S sees B counted as sleeping (and S wakes a sleeping baker,
+//! B or another one, and that baker takes J).
+//!
+//! S may skip the wake-up when it sees a *searching* baker and the queue it
+//! pushed to was empty before: that baker will either find J while searching
+//! or, when it falls asleep, cross the fence at step 3 after S's fence and
+//! find J at step 4. (When the queue already held work, a searcher may be
+//! busy with that work, so S wakes a sleeper anyway.)
+//!
+//! A wake-up cannot fall between B's decision and B's block: B holds its
+//! slot's lock from step 1 to the condition variable's wait, which releases
+//! it atomically, and a waker reads the slot state only under that lock. If
+//! the waker comes first, B sees the new work at step 4; if B comes first,
+//! the waker finds the slot `Idle` and wakes it.
+//!
+//! # Latches: waiting for one thing
+//!
+//! A baker that waits for one event (the stolen half of a `join`, an order it
+//! joins, a scope) registers itself with that event and then sleeps the same
+//! way, with step 2 checking the event. The event's setter calls
+//! [`Sleep::wake_specific`] for that baker after making the event visible,
+//! which takes the slot's lock: either the setter locks first, and the
+//! baker's step 2 sees the event, or the baker blocks first, and the setter
+//! finds its slot asleep and wakes it.
+//!
+//! A baker waiting deep in nested waits stops taking unrelated work (to bound
+//! its stack, see [`MAX_HELP_DEPTH`](crate::baker)). Such a baker sleeps as
+//! [`SlotState::Waiting`]: it is not counted as sleeping, and a wake-up for
+//! new work never picks it, since it would not take the work.
+//!
+//! # Shutting down
+//!
+//! Shutdown sets the pool's `closed` flag and then wakes every slot. A baker
+//! checks `closed` at step 2 under its lock, so it either sees the flag or is
+//! asleep when the wake-up comes. Before leaving for good a baker makes the
+//! same "fence, then look at every queue" check, so an order pushed by a
+//! submitter that had not yet seen `closed` is either run or, if the
+//! submitter sees `closed` after its push, rejected by the submitter (see
+//! `registry.rs`).
+
+use crate::sync::{AtomicUsize, Condvar, Mutex, Ordering};
+use crossbeam_utils::CachePadded;
+
+/// The most bakers one bakery can hold: each half of the counter word has 16
+/// bits on every platform.
+pub(crate) const MAX_BAKERS: usize = 0xFFFF;
+
+const SHIFT: u32 = 16;
+const ONE_SEARCHING: usize = 1;
+const ONE_SLEEPING: usize = 1 << SHIFT;
+const FIELD: usize = (1 << SHIFT) - 1;
+
+fn searching(counters: usize) -> usize {
+    counters & FIELD
+}
+
+fn sleeping(counters: usize) -> usize {
+    (counters >> SHIFT) & FIELD
+}
+
+/// What a baker's slot says about it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum SlotState {
+    /// Not blocked.
+    Awake,
+    /// Blocked, counted as sleeping, willing to take any new work.
+    Idle,
+    /// Blocked for its own latch only; not counted, never woken for work.
+    Waiting,
+}
+
+struct Slot {
+    state: Mutex<SlotState>,
+    condvar: Condvar,
+}
+
+/// The sleep and wake-up state of one bakery.
+pub(crate) struct Sleep {
+    slots: Box<[CachePadded<Slot>]>,
+    counters: CachePadded<AtomicUsize>,
+}
+
+impl Sleep {
+    pub(crate) fn new(bakers: usize) -> Sleep {
+        assert!(bakers <= MAX_BAKERS);
+        Sleep {
+            slots: (0..bakers)
+                .map(|_| {
+                    CachePadded::new(Slot {
+                        state: Mutex::new(SlotState::Awake),
+                        condvar: Condvar::new(),
+                    })
+                })
+                .collect(),
+            counters: CachePadded::new(AtomicUsize::new(0)),
+        }
+    }
+
+    /// A baker ran out of work and starts searching.
+    #[inline]
+    pub(crate) fn start_searching(&self) {
+        self.counters.fetch_add(ONE_SEARCHING, Ordering::SeqCst);
+    }
+
+    /// A searching baker stops searching without having found work.
+    #[inline]
+    pub(crate) fn stop_searching(&self) {
+        self.counters.fetch_sub(ONE_SEARCHING, Ordering::SeqCst);
+    }
+
+    /// A searching baker found work. If it was the last searcher and bakers
+    /// sleep while `more_work()` says work remains, wake one, so that a
+    /// burst of orders draws in one baker after another.
+    #[inline]
+    pub(crate) fn found_work(&self, more_work: impl FnOnce() -> bool) {
+        let before = self.counters.fetch_sub(ONE_SEARCHING, Ordering::SeqCst);
+        if searching(before) == 1 && sleeping(before) > 0 && more_work() {
+            self.wake_any();
+        }
+    }
+
+    /// New work became visible. The caller has issued a `SeqCst` fence after
+    /// making it visible (see the module docs) unless the work is a fork the
+    /// caller will run itself if nobody takes it.
+    #[inline]
+    pub(crate) fn new_work(&self, queue_was_empty: bool) {
+        let counters = self.counters.load(Ordering::SeqCst);
+        if sleeping(counters) == 0 {
+            return;
+        }
+        if queue_was_empty && searching(counters) > 0 {
+            return;
+        }
+        self.wake_any();
+    }
+
+    /// Puts baker `index` to sleep, following steps 1 to 5 of the module
+    /// docs. Returns when woken, or at once if `keep_sleeping()` is false
+    /// under the slot's lock or, for `SlotState::Idle`, `has_work()` is true
+    /// after the fence. An `Idle` sleeper must be counted as searching on
+    /// entry, and is counted as searching again on return.
+    pub(crate) fn sleep(
+        &self,
+        index: usize,
+        mode: SlotState,
+        keep_sleeping: impl Fn() -> bool,
+        has_work: impl FnOnce() -> bool,
+    ) {
+        debug_assert_ne!(mode, SlotState::Awake);
+        let slot = &self.slots[index];
+        let mut state = slot.state.lock();
+        debug_assert_eq!(*state, SlotState::Awake);
+        if !keep_sleeping() {
+            return;
+        }
+        if mode == SlotState::Idle {
+            self.counters.fetch_add(
+                ONE_SLEEPING.wrapping_sub(ONE_SEARCHING),
+                Ordering::SeqCst,
+            );
+            crate::sync::fence(Ordering::SeqCst);
+            if has_work() {
+                self.counters.fetch_add(
+                    ONE_SEARCHING.wrapping_sub(ONE_SLEEPING),
+                    Ordering::SeqCst,
+                );
+                return;
+            }
+        }
+        *state = mode;
+        while *state != SlotState::Awake {
+            slot.condvar.wait(&mut state);
+        }
+    }
+
+    /// Wakes baker `index` whatever it sleeps for (its latch was set).
+    /// Returns whether it was asleep.
+    pub(crate) fn wake_specific(&self, index: usize) -> bool {
+        self.wake(index, true)
+    }
+
+    /// Wakes one baker sleeping as `Idle`, if any.
+    #[cold]
+    fn wake_any(&self) {
+        for index in 0..self.slots.len() {
+            if self.wake(index, false) {
+                return;
+            }
+        }
+    }
+
+    /// Wakes every sleeping baker (shutdown).
+    pub(crate) fn wake_all(&self) {
+        for index in 0..self.slots.len() {
+            self.wake(index, true);
+        }
+    }
+
+    fn wake(&self, index: usize, also_waiting: bool) -> bool {
+        let slot = &self.slots[index];
+        let mut state = slot.state.lock();
+        match *state {
+            SlotState::Awake => return false,
+            SlotState::Waiting if !also_waiting => return false,
+            SlotState::Waiting => {}
+            SlotState::Idle => {
+                self.counters.fetch_add(
+                    ONE_SEARCHING.wrapping_sub(ONE_SLEEPING),
+                    Ordering::SeqCst,
+                );
+            }
+        }
+        *state = SlotState::Awake;
+        slot.condvar.notify_one();
+        true
+    }
+}
