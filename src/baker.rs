@@ -309,7 +309,7 @@ impl BakerThread {
             // after moving forks to the injector.
             let keep_sleeping = || {
                 !probe.probe()
-                    && !(self.registry.mode() == Mode::Cancel && !self.registry.injector.is_empty())
+                    && (self.registry.mode() != Mode::Cancel || self.registry.injector.is_empty())
             };
             sleep.sleep(self.index, SlotState::Waiting, keep_sleeping, || false);
             rounds = 0;

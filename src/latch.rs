@@ -125,8 +125,7 @@ impl Latch for BakerLatch {
     unsafe fn set(this: *const Self) {
         // SAFETY: `this` is valid until the swap below publishes SET; the
         // fields are copied first and the swap is the last access.
-        let (owner, registry, state) =
-            unsafe { ((*this).owner, (*this).registry, &(*this).state) };
+        let (owner, registry, state) = unsafe { ((*this).owner, (*this).registry, &(*this).state) };
         if state.swap(SET, Ordering::AcqRel) == SLEEPING {
             // SAFETY: only a baker of the owner's pool runs a fork (forks are
             // pushed on the owner's deque and stolen only within its pool),

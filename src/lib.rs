@@ -45,3 +45,8 @@ pub use crate::error::{
 };
 pub use crate::order::Order;
 pub use crate::scope::{Scope, ScopedOrder};
+
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

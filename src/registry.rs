@@ -40,8 +40,7 @@ use crate::builder::Hook;
 use crate::job::{JobRef, Mode};
 use crate::sleep::Sleep;
 use crate::sync::{
-    fence, thread::JoinHandle, AtomicBool, AtomicUsize, Condvar, Injector, Mutex, Ordering,
-    Stealer,
+    fence, thread::JoinHandle, AtomicBool, AtomicUsize, Condvar, Injector, Mutex, Ordering, Stealer,
 };
 use crate::task::{NewTask, RawOrder, TaskKind};
 use crossbeam_deque::Steal;

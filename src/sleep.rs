@@ -193,16 +193,12 @@ impl Sleep {
             return;
         }
         if mode == SlotState::Idle {
-            self.counters.fetch_add(
-                ONE_SLEEPING.wrapping_sub(ONE_SEARCHING),
-                Ordering::SeqCst,
-            );
+            self.counters
+                .fetch_add(ONE_SLEEPING.wrapping_sub(ONE_SEARCHING), Ordering::SeqCst);
             crate::sync::fence(Ordering::SeqCst);
             if has_work() {
-                self.counters.fetch_add(
-                    ONE_SEARCHING.wrapping_sub(ONE_SLEEPING),
-                    Ordering::SeqCst,
-                );
+                self.counters
+                    .fetch_add(ONE_SEARCHING.wrapping_sub(ONE_SLEEPING), Ordering::SeqCst);
                 return;
             }
         }
@@ -243,10 +239,8 @@ impl Sleep {
             SlotState::Waiting if !also_waiting => return false,
             SlotState::Waiting => {}
             SlotState::Idle => {
-                self.counters.fetch_add(
-                    ONE_SEARCHING.wrapping_sub(ONE_SLEEPING),
-                    Ordering::SeqCst,
-                );
+                self.counters
+                    .fetch_add(ONE_SEARCHING.wrapping_sub(ONE_SLEEPING), Ordering::SeqCst);
             }
         }
         *state = SlotState::Awake;

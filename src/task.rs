@@ -189,12 +189,10 @@ impl Header {
             if release {
                 next &= !SCHEDULED;
             }
-            match self.state.compare_exchange_weak(
-                state,
-                next,
-                Ordering::AcqRel,
-                Ordering::Relaxed,
-            ) {
+            match self
+                .state
+                .compare_exchange_weak(state, next, Ordering::AcqRel, Ordering::Relaxed)
+            {
                 Ok(previous) => return (previous, release),
                 Err(actual) => state = actual,
             }
