@@ -62,8 +62,19 @@ impl<T> RawOrder<T> {
     /// waits; any other thread parks.
     pub(crate) fn join(mut self) -> Result<T, OrderError> {
         if !self.is_finished() {
-            let ran_here = crate::baker::BakerThread::with_current(|baker| {
-                baker.is_some_and(|baker| baker.registry().id() == self.pool()) && self.run_here()
+            let ran_here = crate::baker::BakerThread::with_current(|baker| match baker {
+                Some(baker) if baker.registry().id() == self.pool() => {
+                    // Submitted just before by this baker, its entry is on
+                    // top of the local deque: take it, so no stale entry is
+                    // left behind; otherwise claim it where it sits.
+                    if let Some(job) = baker.take_own(self.job_id()) {
+                        baker.execute(job);
+                        true
+                    } else {
+                        self.run_here()
+                    }
+                }
+                _ => false,
             });
             if !ran_here {
                 latch::wait(&self);

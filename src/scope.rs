@@ -222,7 +222,9 @@ impl fmt::Debug for Scope<'_, '_> {
 /// [`Order`](crate::Order), limited to the scope's lifetime.
 ///
 /// Dropping it detaches the order, which still finishes before the scope
-/// ends; if it panics, the scope re-raises that panic when it ends.
+/// ends; if it panics, the scope re-raises that panic when it ends. So,
+/// unlike a plain [`Order`](crate::Order), a scoped order can be submitted
+/// and forgotten without losing anything.
 ///
 /// # Examples
 ///
@@ -235,7 +237,6 @@ impl fmt::Debug for Scope<'_, '_> {
 /// });
 /// assert_eq!(lengths, [9, 8, 7]);
 /// ```
-#[must_use = "dropping a `ScopedOrder` detaches it: it still runs, and a panic in it is re-raised when the scope ends"]
 pub struct ScopedOrder<'scope, T> {
     raw: RawOrder<T>,
     scope: PhantomData<&'scope ()>,

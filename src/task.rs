@@ -497,6 +497,12 @@ impl<T> RawOrder<T> {
         unsafe { &self.core.as_ref().header }
     }
 
+    /// The identity of the order's queue entry (its `JobRef::id`).
+    #[inline]
+    pub(crate) fn job_id(&self) -> *const () {
+        self.core.as_ptr().cast_const().cast()
+    }
+
     /// The address of the pool that accepted the order.
     #[inline]
     pub(crate) fn pool(&self) -> usize {

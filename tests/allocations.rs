@@ -1,0 +1,94 @@
+//! One heap allocation per order: the closure, its state, the slot for its
+//! value and the handle's state share a single block.
+//!
+//! A counting global allocator counts every allocation made by any thread
+//! while the orders are submitted and joined. This file holds one test so
+//! that no other test allocates at the same time.
+//!
+//! Each thread also allocates a few things once in its life (crossbeam's
+//! epoch registration on its first steal, parking_lot's thread data on its
+//! first sleep). Those can land in any round, so each case is measured in
+//! three rounds and the steady state, the smallest round, is checked.
+
+use bakery::Bakery;
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+struct Counting;
+
+static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: every method forwards to the system allocator unchanged; counting
+// is a side effect on an atomic.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: forwarded with the caller's layout.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: forwarded with the caller's pointer and layout.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: forwarded with the caller's layout.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: forwarded with the caller's arguments.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+const ORDERS: usize = 10_000;
+
+#[test]
+fn one_allocation_per_order() {
+    let bakery = Arc::new(Bakery::new(2));
+
+    // Inside a baker: the order goes onto the baker's own deque, and the
+    // join takes it straight back. Exactly one allocation per order.
+    let door = bakery.clone();
+    let inside = bakery.submit(move || {
+        let round = |n: usize| {
+            let before = ALLOCATIONS.load(Ordering::SeqCst);
+            for i in 0..n {
+                let value = door.submit(move || i * 2).join().unwrap();
+                assert_eq!(value, i * 2);
+            }
+            ALLOCATIONS.load(Ordering::SeqCst) - before
+        };
+        (0..3).map(|_| round(ORDERS)).min().unwrap()
+    });
+    assert_eq!(
+        inside.join().unwrap(),
+        ORDERS,
+        "allocations for {ORDERS} orders"
+    );
+
+    // From outside: the order goes into the shared injector, a lock-free
+    // queue that allocates one block per 63 entries; everything else is the
+    // order's one block.
+    let round = |n: usize| {
+        let before = ALLOCATIONS.load(Ordering::SeqCst);
+        for i in 0..n {
+            assert_eq!(bakery.submit(move || i + 1).join().unwrap(), i + 1);
+        }
+        ALLOCATIONS.load(Ordering::SeqCst) - before
+    };
+    let outside = (0..3).map(|_| round(ORDERS)).min().unwrap();
+    let injector_blocks = ORDERS.div_ceil(63) + 1;
+    assert!(
+        (ORDERS..=ORDERS + injector_blocks).contains(&outside),
+        "{outside} allocations for {ORDERS} orders from outside"
+    );
+}
