@@ -40,7 +40,7 @@ use std::fmt;
 #[cfg(not(loom))]
 const SEARCH_ROUNDS: u32 = 32;
 #[cfg(loom)]
-const SEARCH_ROUNDS: u32 = 1;
+const SEARCH_ROUNDS: u32 = 0;
 
 /// How many waits a baker nests while still taking other bakers' work.
 pub(crate) const MAX_HELP_DEPTH: u32 = 16;
@@ -183,11 +183,6 @@ impl BakerThread {
             .or_else(|| self.steal())
     }
 
-    /// Whether work remains that another baker could take.
-    fn more_work(&self) -> bool {
-        !self.worker.is_empty() || !self.registry.injector.is_empty()
-    }
-
     /// The main loop: work until the pool closes and every queue is empty.
     fn main_loop(&self) {
         let sleep = &self.registry.sleep;
@@ -200,7 +195,7 @@ impl BakerThread {
             let mut rounds = 0;
             loop {
                 if let Some(job) = self.find_work() {
-                    sleep.found_work(|| self.more_work());
+                    sleep.stop_searching(|| self.registry.has_work());
                     self.execute(job);
                     continue 'work;
                 }
@@ -212,7 +207,7 @@ impl BakerThread {
                 if self.registry.is_closed() {
                     crate::sync::fence(crate::sync::Ordering::SeqCst);
                     if !self.registry.has_work() {
-                        sleep.stop_searching();
+                        sleep.stop_searching(|| false);
                         break 'work;
                     }
                     continue;
@@ -264,11 +259,11 @@ impl BakerThread {
             let mut rounds = 0;
             loop {
                 if probe.probe() {
-                    sleep.stop_searching();
+                    sleep.stop_searching(|| self.registry.has_work());
                     break 'work;
                 }
                 if let Some(job) = self.find_work() {
-                    sleep.found_work(|| self.more_work());
+                    sleep.stop_searching(|| self.registry.has_work());
                     self.execute(job);
                     continue 'work;
                 }
@@ -278,7 +273,7 @@ impl BakerThread {
                     continue;
                 }
                 if !probe.register(|| self.waiter()) {
-                    sleep.stop_searching();
+                    sleep.stop_searching(|| self.registry.has_work());
                     break 'work;
                 }
                 sleep.sleep(

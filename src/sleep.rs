@@ -41,10 +41,15 @@
 //! B or another one, and that baker takes J).
 //!
 //! S may skip the wake-up when it sees a *searching* baker and the queue it
-//! pushed to was empty before: that baker will either find J while searching
-//! or, when it falls asleep, cross the fence at step 3 after S's fence and
-//! find J at step 4. (When the queue already held work, a searcher may be
-//! busy with that work, so S wakes a sleeper anyway.)
+//! pushed to was empty before. That baker stops searching later (its
+//! decrement of the counter word comes after S read it), and then one of
+//! three things happens: it finds J; it falls asleep, crossing the fence at
+//! step 3 after S's fence, and finds J at step 4; or it stops searching for
+//! another reason (it found other work, or the event it waited for
+//! happened) and, if it was the last searcher while others sleep, fences,
+//! sees J still queued and wakes a sleeper ([`Sleep::stop_searching`]).
+//! When the queue already held work, a searcher may be busy with that work,
+//! so S wakes a sleeper anyway.
 //!
 //! A wake-up cannot fall between B's decision and B's block: B holds its
 //! slot's lock from step 1 to the condition variable's wait, which releases
@@ -141,20 +146,23 @@ impl Sleep {
         self.counters.fetch_add(ONE_SEARCHING, Ordering::SeqCst);
     }
 
-    /// A searching baker stops searching without having found work.
+    /// A baker stops searching, having found work or not. If it was the last
+    /// searcher while bakers sleep and `has_work()` says work remains, it
+    /// wakes one: a submitter that skipped its wake-up because this baker
+    /// was searching is covered, and a burst of orders draws in one baker
+    /// after another.
+    ///
+    /// The fence pairs with the submitter's (see the module docs): the
+    /// submitter read this baker as searching before this decrement, so this
+    /// baker's `has_work()` sees the submitter's work.
     #[inline]
-    pub(crate) fn stop_searching(&self) {
-        self.counters.fetch_sub(ONE_SEARCHING, Ordering::SeqCst);
-    }
-
-    /// A searching baker found work. If it was the last searcher and bakers
-    /// sleep while `more_work()` says work remains, wake one, so that a
-    /// burst of orders draws in one baker after another.
-    #[inline]
-    pub(crate) fn found_work(&self, more_work: impl FnOnce() -> bool) {
+    pub(crate) fn stop_searching(&self, has_work: impl FnOnce() -> bool) {
         let before = self.counters.fetch_sub(ONE_SEARCHING, Ordering::SeqCst);
-        if searching(before) == 1 && sleeping(before) > 0 && more_work() {
-            self.wake_any();
+        if searching(before) == 1 && sleeping(before) > 0 {
+            crate::sync::fence(Ordering::SeqCst);
+            if has_work() {
+                self.wake_any();
+            }
         }
     }
 
@@ -248,3 +256,6 @@ impl Sleep {
         true
     }
 }
+
+#[cfg(all(test, loom))]
+mod loom_tests;

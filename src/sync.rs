@@ -101,10 +101,6 @@ mod imp {
         pub(crate) fn lock(&self) -> MutexGuard<'_, T> {
             MutexGuard(Some(self.0.lock().unwrap()))
         }
-
-        pub(crate) fn into_inner(self) -> T {
-            self.0.into_inner().unwrap()
-        }
     }
 
     impl<T: Default> Default for Mutex<T> {

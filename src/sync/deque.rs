@@ -49,10 +49,6 @@ impl<T> Worker<T> {
     pub(crate) fn is_empty(&self) -> bool {
         self.queue.lock().unwrap().is_empty()
     }
-
-    pub(crate) fn len(&self) -> usize {
-        self.queue.lock().unwrap().len()
-    }
 }
 
 impl<T> Stealer<T> {

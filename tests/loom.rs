@@ -1,0 +1,159 @@
+//! Loom models of the whole pool, through the public API: the sleep and
+//! wake-up protocol, shutdown racing submission, and the waits of joins.
+//!
+//! Run with:
+//!
+//! ```sh
+//! RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=2 cargo test --release --test loom
+//! ```
+//!
+//! Under `--cfg loom` every atomic, lock, condition variable and thread of
+//! the crate is loom's, the deques are a lock-based stand-in, and a baker
+//! searches only one round before it falls asleep, so loom explores the
+//! falling-asleep path at every step.
+#![cfg(loom)]
+
+use bakery::{Bakery, OrderError};
+use loom::sync::atomic::{AtomicUsize, Ordering};
+use loom::sync::Arc;
+
+/// An order submitted while the only baker searches, falls asleep, or is
+/// woken is never stranded; the handle sees its value; shutting down after
+/// it joins the baker.
+#[test]
+fn submit_races_the_baker_falling_asleep() {
+    loom::model(|| {
+        let bakery = Bakery::new(1);
+        let order = bakery.submit(|| 7);
+        assert_eq!(order.join().unwrap(), 7);
+        bakery.shutdown();
+    });
+}
+
+/// Two orders from two threads on two bakers: both run exactly once,
+/// whichever baker wakes, sleeps or steals. Four threads make this model's
+/// space large, so it is explored with at most one preemption (the
+/// protocol's two-baker races are modelled in full in `src/sleep`).
+#[test]
+fn two_submitters_two_bakers() {
+    let mut builder = loom::model::Builder::new();
+    builder.preemption_bound = Some(builder.preemption_bound.map_or(1, |bound| bound.min(1)));
+    builder.check(|| {
+        let bakery = Arc::new(Bakery::new(2));
+        let runs = Arc::new(AtomicUsize::new(0));
+        let other = {
+            let bakery = bakery.clone();
+            let runs = runs.clone();
+            loom::thread::spawn(move || {
+                bakery
+                    .submit(move || runs.fetch_add(1, Ordering::SeqCst))
+                    .join()
+                    .unwrap();
+            })
+        };
+        let mine = {
+            let runs = runs.clone();
+            bakery.submit(move || runs.fetch_add(1, Ordering::SeqCst))
+        };
+        mine.join().unwrap();
+        other.join().unwrap();
+        assert_eq!(runs.load(Ordering::SeqCst), 2);
+    });
+}
+
+/// Shutdown racing a submission through another handle: the order either
+/// runs (and its handle has the value) or is rejected without running;
+/// nothing is lost and the bakers all leave.
+#[test]
+fn shutdown_races_submit() {
+    loom::model(|| {
+        let bakery = Bakery::new(1);
+        let side_door = bakery.clone();
+        let runs = Arc::new(AtomicUsize::new(0));
+        let submitter = {
+            let runs = runs.clone();
+            loom::thread::spawn(move || {
+                let order = side_door.submit(move || runs.fetch_add(1, Ordering::SeqCst));
+                order.join()
+            })
+        };
+        bakery.shutdown();
+        match submitter.join().unwrap() {
+            Ok(_) => assert_eq!(runs.load(Ordering::SeqCst), 1),
+            Err(OrderError::Rejected) => assert_eq!(runs.load(Ordering::SeqCst), 0),
+            Err(other) => panic!("unexpected outcome: {other}"),
+        }
+    });
+}
+
+/// `try_submit` racing shutdown: the closure is either accepted and run, or
+/// handed back unrun.
+#[test]
+fn try_submit_races_shutdown() {
+    loom::model(|| {
+        let bakery = Bakery::new(1);
+        let side_door = bakery.clone();
+        let runs = Arc::new(AtomicUsize::new(0));
+        let submitter = {
+            let runs = runs.clone();
+            loom::thread::spawn(move || {
+                match side_door.try_submit(move || runs.fetch_add(1, Ordering::SeqCst)) {
+                    Ok(order) => order.join().is_ok(),
+                    Err(refused) => {
+                        drop(refused.into_inner());
+                        false
+                    }
+                }
+            })
+        };
+        bakery.shutdown();
+        let ran = submitter.join().unwrap();
+        assert_eq!(runs.load(Ordering::SeqCst), usize::from(ran));
+    });
+}
+
+/// A baker joining an order it submitted, on one baker (it runs the order
+/// itself) and on two (the other baker may steal it, and the joiner then
+/// sleeps until the thief wakes it).
+#[test]
+fn join_inside_a_baker() {
+    for bakers in [1, 2] {
+        loom::model(move || {
+            let bakery = Arc::new(Bakery::new(bakers));
+            let door = bakery.clone();
+            let outer = bakery.submit(move || door.submit(|| 5).join().unwrap() + 1);
+            assert_eq!(outer.join().unwrap(), 6);
+        });
+    }
+}
+
+/// Fork-join on two bakers: the second half may be stolen, and the forking
+/// baker then waits on the fork's latch until the thief sets it.
+#[test]
+fn fork_join_latch() {
+    loom::model(|| {
+        let bakery = Bakery::new(2);
+        let (a, b) = bakery.join(|| 1, || 2);
+        assert_eq!((a, b), (1, 2));
+    });
+}
+
+/// `shutdown_now` racing a queued order: the order is cancelled or runs,
+/// never both, never neither.
+#[test]
+fn shutdown_now_races_a_queued_order() {
+    loom::model(|| {
+        let bakery = Bakery::new(1);
+        let runs = Arc::new(AtomicUsize::new(0));
+        let order = {
+            let runs = runs.clone();
+            bakery.submit(move || runs.fetch_add(1, Ordering::SeqCst))
+        };
+        bakery.shutdown_now();
+        match order.join() {
+            Ok(_) => assert_eq!(runs.load(Ordering::SeqCst), 1),
+            Err(OrderError::Cancelled) => assert_eq!(runs.load(Ordering::SeqCst), 0),
+            Err(other) => panic!("unexpected outcome: {other}"),
+        }
+    });
+}
