@@ -1,11 +1,12 @@
 //! A background task next to the day's work: one baker checks the oven's
 //! temperature every 50 ms while the others bake waves of bread.
 //!
-//! The check is an ordinary order that loops until the bakery closes
-//! ([`Bakery::is_closed`]), sleeping between checks. Because a shutdown
+//! The check is an ordinary order that loops until its bakery closes
+//! ([`Baker::is_closing`]), sleeping between checks. Because a shutdown
 //! finishes every accepted order, a loop that never looked would keep the
-//! bakery open forever; this one notices the shutdown within one period and
-//! returns how many checks it made. The example asserts that the check ran
+//! shutdown waiting forever; this one notices it within one period and
+//! returns how many checks it made. It holds no `Bakery` handle of its own,
+//! so dropping the last handle would close the bakery just as well. The example asserts that the check ran
 //! several times, that every loaf was baked (including those still queued
 //! when the shutdown began), and that the shutdown returned in time.
 //!
@@ -33,12 +34,12 @@ fn temperature(since_open: Duration, door_opened: usize) -> i64 {
 
 /// Checks the oven every `PERIOD` until the bakery closes; returns the
 /// number of checks.
-fn watch_the_oven(door: Bakery, opened: Instant, baked: Arc<AtomicUsize>) -> usize {
+fn watch_the_oven(opened: Instant, baked: Arc<AtomicUsize>) -> usize {
     let me = Baker::current().expect("the check runs on a baker");
     let mut checks = 0;
     let mut next = Instant::now();
     let mut loaves_before = 0;
-    while !door.is_closed() {
+    while !me.is_closing() {
         checks += 1;
         let now = opened.elapsed();
         let loaves = baked.load(Ordering::SeqCst);
@@ -89,11 +90,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         PERIOD.as_millis()
     );
 
-    // The background check holds a handle of its own, to see the closing.
+    // The background check asks its baker whether the bakery is closing.
     let watcher = {
-        let door = bakery.clone();
         let baked = baked.clone();
-        bakery.submit(move || watch_the_oven(door, opened, baked))
+        bakery.submit(move || watch_the_oven(opened, baked))
     };
 
     // Foreground: waves of customers, each wave baked by the other bakers

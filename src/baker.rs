@@ -399,11 +399,11 @@ impl XorShift64Star {
 /// assert!(Baker::current().is_none(), "the main thread is no baker");
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct Baker {
     index: usize,
     name: std::sync::Arc<str>,
-    bakers: usize,
+    registry: Arc<Registry>,
 }
 
 impl Baker {
@@ -421,7 +421,7 @@ impl Baker {
             baker.map(|baker| Baker {
                 index: baker.index,
                 name: baker.registry.name(baker.index).clone(),
-                bakers: baker.registry.bakers(),
+                registry: baker.registry.clone(),
             })
         })
     }
@@ -460,9 +460,49 @@ impl Baker {
     /// assert_eq!(bakery.submit(|| bakery::Baker::current().unwrap().bakers()).join().unwrap(), 2);
     /// ```
     pub fn bakers(&self) -> usize {
-        self.bakers
+        self.registry.bakers()
+    }
+
+    /// Whether this baker's bakery is shutting down: it takes no new
+    /// orders, and its bakers go home once the queues are empty.
+    ///
+    /// A long-running order (a periodic check, a server loop) polls it to
+    /// end on its own, without holding a [`Bakery`](crate::Bakery) handle
+    /// that would keep the bakery open.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let bakery = bakery::Bakery::new(1);
+    /// let watcher = bakery.submit(|| {
+    ///     let me = bakery::Baker::current().unwrap();
+    ///     let mut rounds = 0;
+    ///     while !me.is_closing() {
+    ///         rounds += 1;
+    ///         std::thread::sleep(Duration::from_millis(1));
+    ///     }
+    ///     rounds
+    /// });
+    /// std::thread::sleep(Duration::from_millis(20));
+    /// drop(bakery); // the last handle: the bakery closes, and waits for the watcher
+    /// assert!(watcher.join().unwrap() > 0);
+    /// ```
+    pub fn is_closing(&self) -> bool {
+        self.registry.is_closed()
     }
 }
+
+impl PartialEq for Baker {
+    /// Two `Baker`s are equal when they describe the same baker of the same
+    /// bakery.
+    fn eq(&self, other: &Baker) -> bool {
+        self.index == other.index && Arc::ptr_eq(&self.registry, &other.registry)
+    }
+}
+
+impl Eq for Baker {}
 
 impl fmt::Debug for Baker {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -303,6 +303,30 @@ impl<T> Order<T> {
         self.raw.cancel()
     }
 
+    /// Lets the order run on without a handle: the same as dropping the
+    /// handle, said out loud.
+    ///
+    /// The order still runs; its value is dropped when it finishes, and a
+    /// panic goes to the bakery's
+    /// [`panic_handler`](crate::BakeryBuilder::panic_handler), if one is set.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicBool, Ordering};
+    /// use std::sync::Arc;
+    ///
+    /// let bakery = bakery::Bakery::new(1);
+    /// let swept = Arc::new(AtomicBool::new(false));
+    /// let flag = swept.clone();
+    /// bakery.submit(move || flag.store(true, Ordering::SeqCst)).detach();
+    /// bakery.shutdown(); // runs every queued order first
+    /// assert!(swept.load(Ordering::SeqCst));
+    /// ```
+    pub fn detach(self) {
+        drop(self);
+    }
+
     /// Whether the order has an outcome (a value, a panic, cancelled or
     /// rejected), so that [`join`](Order::join) returns without waiting.
     ///
