@@ -51,7 +51,7 @@
 //!   each timed submit is preceded by a 5 ms untimed pause, and only the
 //!   submit → result is timed (`iter_custom`). Criterion sizes its samples
 //!   from the wall time of the whole routine, pauses included, so this group
-//!   stays short (about 200 round trips per pool).
+//!   stays short (about 400 round trips per pool).
 //! * `round_trip_busy`: the same order back to back, with no pause.
 //!   bakery: `submit` + `join`; rayon: `pool.spawn` + a channel; threadpool
 //!   and executors: `execute` + a channel.
@@ -194,7 +194,7 @@ fn tiny_orders(c: &mut Criterion, threads: usize) {
     group
         .sampling_mode(SamplingMode::Flat)
         .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(2));
+        .measurement_time(Duration::from_secs(3));
 
     let bakery = &pools.bakery;
     let mut orders = Vec::with_capacity(TINY_ORDERS as usize);
@@ -347,7 +347,7 @@ fn fork_join_fib(c: &mut Criterion, threads: usize) {
     let mut group = c.benchmark_group(GROUP);
     group
         .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(2));
+        .measurement_time(Duration::from_secs(3));
 
     bench(&mut group, GROUP, "bakery", |b| {
         b.iter(|| assert_eq!(fib(&pools.bakery, black_box(FIB_N)), expected))
@@ -432,7 +432,7 @@ fn fork_join_sort(c: &mut Criterion, threads: usize) {
     let mut group = c.benchmark_group(GROUP);
     group
         .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(2));
+        .measurement_time(Duration::from_secs(3));
 
     bench(&mut group, GROUP, "bakery", |b| {
         b.iter_batched_ref(
@@ -528,7 +528,7 @@ fn order_tree(c: &mut Criterion, threads: usize) {
     let mut group = c.benchmark_group(GROUP);
     group
         .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(2));
+        .measurement_time(Duration::from_secs(3));
 
     bench(&mut group, GROUP, "bakery", |b| {
         b.iter(|| {
@@ -682,6 +682,7 @@ fn uneven(c: &mut Criterion, threads: usize) {
     let work = || work.get_or_init(UnevenWork::measure);
     let mut group = c.benchmark_group(GROUP);
     group
+        .sample_size(10)
         .sampling_mode(SamplingMode::Flat)
         .warm_up_time(Duration::from_millis(300))
         .measurement_time(Duration::from_secs(2));
@@ -839,11 +840,11 @@ fn round_trip(c: &mut Criterion, threads: usize) {
     const IDLE: &str = "round_trip_idle";
     let mut group = c.benchmark_group(IDLE);
     // Criterion sizes the samples from the routine's wall time, pauses
-    // included: about 20 round trips per sample.
+    // included: about 20 round trips per sample, 20 samples.
     group
         .sampling_mode(SamplingMode::Flat)
         .warm_up_time(Duration::from_millis(100))
-        .measurement_time(Duration::from_secs(1));
+        .measurement_time(Duration::from_secs(2));
     for (pool, trip) in ROUND_TRIPS {
         bench(&mut group, IDLE, pool, |b| {
             b.iter_custom(|iters| idle_round_trips(iters, || trip(&trips)))
@@ -855,7 +856,7 @@ fn round_trip(c: &mut Criterion, threads: usize) {
     let mut group = c.benchmark_group(BUSY);
     group
         .warm_up_time(Duration::from_millis(300))
-        .measurement_time(Duration::from_secs(1));
+        .measurement_time(Duration::from_secs(2));
     for (pool, trip) in ROUND_TRIPS {
         bench(&mut group, BUSY, pool, |b| b.iter(|| trip(&trips)));
     }
@@ -871,7 +872,7 @@ fn main() {
     watchdog::start();
     let threads = threads();
     let mut c = Criterion::default()
-        .sample_size(10)
+        .sample_size(20)
         .nresamples(20_000)
         .configure_from_args();
     println!("every pool runs {threads} threads");

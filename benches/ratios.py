@@ -14,7 +14,9 @@ and that bakery benchmark exists, and with plain `bakery` otherwise. The
 ratio is bakery's mean time divided by the other's: below 1, bakery is
 faster. A pair with a missing side gets no ratio, and a pair whose two
 results were written more than 30 minutes apart is marked, since it mixes
-two runs. Standard library only.
+two runs. Criterion's own "time:" line shows the slope estimate for
+linearly sampled benchmarks, so it can differ a little from the mean used
+here. Standard library only.
 """
 
 import json
@@ -43,7 +45,7 @@ def default_dir():
 
 
 def load(criterion_dir):
-    """{group: {function: {"mean": ns, "low": ns, "high": ns, "mtime": s}}}"""
+    """{group: {function: {"mean", "low", "high", "median": ns, "mtime": s}}}"""
     results = {}
     for benchmark_json in sorted(criterion_dir.glob("**/new/benchmark.json")):
         new = benchmark_json.parent
@@ -64,6 +66,7 @@ def load(criterion_dir):
             "mean": mean["point_estimate"],
             "low": mean["confidence_interval"]["lower_bound"],
             "high": mean["confidence_interval"]["upper_bound"],
+            "median": estimates.get("median", {}).get("point_estimate"),
             "mtime": estimates_json.stat().st_mtime,
         }
     return results
@@ -134,13 +137,14 @@ def main(argv):
     print()
     print("## Raw times")
     print()
-    print("| benchmark | mean | 95% confidence interval |")
-    print("|---|---:|---|")
+    print("| benchmark | mean | mean's 95% confidence interval | median |")
+    print("|---|---:|---|---:|")
     for group in ordered_groups(results):
         for function, r in sorted(results[group].items()):
+            median = fmt_time(r["median"]) if r["median"] is not None else "—"
             print(
                 f"| {group}/{function} | {fmt_time(r['mean'])} "
-                f"| {fmt_time(r['low'])} – {fmt_time(r['high'])} |"
+                f"| {fmt_time(r['low'])} – {fmt_time(r['high'])} | {median} |"
             )
     return 0
 
