@@ -1,2 +1,886 @@
-//! Placeholder, filled in next.
-fn main() {}
+//! Side-by-side timings of bakery and three other pools on the same work:
+//! rayon, threadpool, and executors' crossbeam work-stealing pool.
+//!
+//! Every benchmark id is `<group>/<pool>` (or `<group>/<pool>_<variant>`), so
+//! that `benches/ratios.py` can pair bakery with the others. Every pool gets
+//! the same number of threads: `BAKERY_BENCH_THREADS` if set, else the
+//! number of CPUs. Pools are built once per group, outside the timed loops,
+//! and shut down at the end of their group so that no idle pool shares the
+//! machine with the next group's pools.
+//!
+//! The groups:
+//!
+//! * `tiny_orders`: 100,000 tiny orders submitted from outside the pool,
+//!   every result collected. bakery: `submit` each, then `join` each.
+//!   `rayon`: `pool.scope` spawning one job per order, each writing its
+//!   result into a preallocated `AtomicU64` slot (the scope body runs on a
+//!   rayon worker, so those spawns go onto a worker's deque);
+//!   `rayon_spawn`: `pool.spawn` from outside plus a channel, the same
+//!   shape as threadpool and executors, which use `execute` plus a channel.
+//! * `fork_join_fib`: fib(25) with a `join` at every call with n >= 2 and
+//!   no sequential cutoff (121,392 joins), so it measures the cost of a join.
+//!   `sequential` is the same recursion with plain calls. bakery is called
+//!   from outside the pool: the first `join` takes the cold path into the
+//!   pool and every other one runs on a baker. rayon runs inside
+//!   `pool.install`, which also enters the pool once.
+//! * `fork_join_sort`: a quicksort of 500,000 random `u32` that joins the
+//!   two halves after each partition and sorts slices of at most 2,048
+//!   elements with `sort_unstable`. Same entry as `fork_join_fib`. The copy
+//!   of the unsorted input is not timed.
+//! * `order_tree`: a binary tree of depth 12 (8,191 orders). bakery: each
+//!   node `submit`s its two children from inside a baker and `join`s them;
+//!   the root is submitted from outside. The nodes use a `&'static Bakery`
+//!   (a leaked handle) so that no handle is cloned per order.
+//!   `bakery_scope`: the same tree of scoped orders (`Scope::submit` and
+//!   `ScopedOrder::join`). `bakery_join` / `rayon_join`: the same tree with
+//!   `join`, for reference. `rayon_scope`: a tree of `Scope::spawn`s that the
+//!   scope waits for at the end (rayon's spawns return no handle, so no node
+//!   waits for its children: a lower bound for the same tree). threadpool and
+//!   executors are left out: a job that blocks waiting for the jobs it
+//!   submitted can deadlock them.
+//! * `uneven`: 4 long orders of 20 ms and 2,000 short ones of 50 µs of
+//!   CPU work (a calibrated busy loop, not a sleep), the long ones at
+//!   positions 0, 500, 1000 and 1500 of the submission order, all submitted
+//!   at once from outside; the time is the makespan. After each pool the
+//!   bench prints its efficiency, (total work / threads) / median makespan
+//!   (over every run, warm-up included), with the total work measured by
+//!   running every order on one thread.
+//!   bakery: submit all, join all; rayon: `pool.scope` + `spawn`;
+//!   threadpool and executors: `execute` + a channel.
+//! * `round_trip_idle`: one order on a pool whose threads are all asleep:
+//!   each timed submit is preceded by a 5 ms untimed pause, and only the
+//!   submit → result is timed (`iter_custom`). Criterion sizes its samples
+//!   from the wall time of the whole routine, pauses included, so this group
+//!   stays short (about 400 round trips per pool).
+//! * `round_trip_busy`: the same order back to back, with no pause.
+//!   bakery: `submit` + `join`; rayon: `pool.spawn` + a channel; threadpool
+//!   and executors: `execute` + a channel.
+//!
+//! Nothing can hang for ever: channel receives time out, and a watchdog
+//! thread aborts the process (saying which benchmark) if one benchmark runs
+//! for more than two minutes.
+
+use bakery::{Bakery, Scope};
+use criterion::{BatchSize, BenchmarkGroup, Criterion, SamplingMode};
+use executors::Executor;
+use std::cell::OnceCell;
+use std::hint::black_box;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+type ExecutorsPool = executors::crossbeam_workstealing_pool::ThreadPool<
+    executors::parker::StaticParker<executors::parker::SmallThreadData>,
+>;
+
+/// How long a channel receive may wait before the bench gives up.
+const RECV_TIMEOUT: Duration = Duration::from_secs(60);
+
+// ---------------------------------------------------------------------------
+// Setup shared by the groups
+// ---------------------------------------------------------------------------
+
+fn threads() -> usize {
+    match std::env::var("BAKERY_BENCH_THREADS") {
+        Ok(value) => value
+            .parse()
+            .expect("BAKERY_BENCH_THREADS must be a positive integer"),
+        Err(_) => thread::available_parallelism().map_or(1, |n| n.get()),
+    }
+}
+
+/// The four pools, each with `threads` threads.
+struct Pools {
+    bakery: Bakery,
+    rayon: rayon::ThreadPool,
+    threadpool: threadpool::ThreadPool,
+    executors: ExecutorsPool,
+}
+
+impl Pools {
+    fn new(threads: usize) -> Pools {
+        Pools {
+            bakery: Bakery::builder()
+                .bakers(threads)
+                .build()
+                .expect("bakery builds"),
+            rayon: rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .expect("rayon pool builds"),
+            threadpool: threadpool::ThreadPool::new(threads),
+            executors: executors::crossbeam_workstealing_pool::small_pool(threads),
+        }
+    }
+
+    fn shutdown(self) {
+        self.bakery.shutdown();
+        drop(self.rayon);
+        self.threadpool.join();
+        self.executors
+            .shutdown()
+            .expect("executors pool shuts down");
+    }
+}
+
+/// Aborts the process if one benchmark runs for longer than `LIMIT`: a bench
+/// that hangs must fail loudly rather than run for ever.
+mod watchdog {
+    use super::*;
+
+    const LIMIT: Duration = Duration::from_secs(120);
+
+    static CURRENT: Mutex<Option<(String, Instant)>> = Mutex::new(None);
+
+    pub fn start() {
+        thread::Builder::new()
+            .name("watchdog".into())
+            .spawn(|| loop {
+                thread::sleep(Duration::from_secs(1));
+                let current = CURRENT.lock().unwrap_or_else(|e| e.into_inner());
+                if let Some((name, since)) = &*current {
+                    if since.elapsed() > LIMIT {
+                        eprintln!("benchmark {name} still running after {LIMIT:?}: it hangs");
+                        std::process::abort();
+                    }
+                }
+            })
+            .expect("watchdog thread starts");
+    }
+
+    /// Runs `f` under the watchdog, as benchmark `name`.
+    pub fn watch<R>(name: String, f: impl FnOnce() -> R) -> R {
+        *CURRENT.lock().unwrap_or_else(|e| e.into_inner()) = Some((name, Instant::now()));
+        let result = f();
+        *CURRENT.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        result
+    }
+}
+
+/// `group.bench_function(id, f)` under the watchdog.
+fn bench(
+    group: &mut BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    group_name: &str,
+    id: &str,
+    f: impl FnMut(&mut criterion::Bencher<'_>),
+) {
+    watchdog::watch(format!("{group_name}/{id}"), || {
+        group.bench_function(id, f);
+    });
+}
+
+fn recv<T>(rx: &mpsc::Receiver<T>) -> T {
+    rx.recv_timeout(RECV_TIMEOUT)
+        .expect("a result arrives within the timeout")
+}
+
+// ---------------------------------------------------------------------------
+// tiny_orders
+// ---------------------------------------------------------------------------
+
+const TINY_ORDERS: u64 = 100_000;
+
+#[inline]
+fn tiny(i: u64) -> u64 {
+    black_box(i).wrapping_mul(3).wrapping_add(1)
+}
+
+fn tiny_orders(c: &mut Criterion, threads: usize) {
+    const GROUP: &str = "tiny_orders";
+    let pools = Pools::new(threads);
+    let expected: u64 = (0..TINY_ORDERS).map(tiny).sum();
+    let mut group = c.benchmark_group(GROUP);
+    group
+        .sampling_mode(SamplingMode::Flat)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(3));
+
+    let bakery = &pools.bakery;
+    let mut orders = Vec::with_capacity(TINY_ORDERS as usize);
+    bench(&mut group, GROUP, "bakery", |b| {
+        b.iter(|| {
+            orders.extend((0..TINY_ORDERS).map(|i| bakery.submit(move || tiny(i))));
+            let sum: u64 = orders
+                .drain(..)
+                .map(|order| order.join().expect("a tiny order succeeds"))
+                .sum();
+            assert_eq!(sum, expected);
+        })
+    });
+
+    let rayon = &pools.rayon;
+    let slots: Vec<AtomicU64> = (0..TINY_ORDERS).map(|_| AtomicU64::new(0)).collect();
+    bench(&mut group, GROUP, "rayon", |b| {
+        b.iter(|| {
+            rayon.scope(|s| {
+                for (i, slot) in slots.iter().enumerate() {
+                    s.spawn(move |_| slot.store(tiny(i as u64), Ordering::Relaxed));
+                }
+            });
+            let sum: u64 = slots.iter().map(|slot| slot.load(Ordering::Relaxed)).sum();
+            assert_eq!(sum, expected);
+        })
+    });
+
+    let (tx, rx) = mpsc::channel::<u64>();
+    bench(&mut group, GROUP, "rayon_spawn", |b| {
+        b.iter(|| {
+            for i in 0..TINY_ORDERS {
+                let tx = tx.clone();
+                rayon.spawn(move || {
+                    let _ = tx.send(tiny(i));
+                });
+            }
+            let sum: u64 = (0..TINY_ORDERS).map(|_| recv(&rx)).sum();
+            assert_eq!(sum, expected);
+        })
+    });
+
+    let threadpool = &pools.threadpool;
+    bench(&mut group, GROUP, "threadpool", |b| {
+        b.iter(|| {
+            for i in 0..TINY_ORDERS {
+                let tx = tx.clone();
+                threadpool.execute(move || {
+                    let _ = tx.send(tiny(i));
+                });
+            }
+            let sum: u64 = (0..TINY_ORDERS).map(|_| recv(&rx)).sum();
+            assert_eq!(sum, expected);
+        })
+    });
+
+    let executors = &pools.executors;
+    bench(&mut group, GROUP, "executors", |b| {
+        b.iter(|| {
+            for i in 0..TINY_ORDERS {
+                let tx = tx.clone();
+                executors.execute(move || {
+                    let _ = tx.send(tiny(i));
+                });
+            }
+            let sum: u64 = (0..TINY_ORDERS).map(|_| recv(&rx)).sum();
+            assert_eq!(sum, expected);
+        })
+    });
+
+    group.finish();
+    pools.shutdown();
+}
+
+// ---------------------------------------------------------------------------
+// fork_join_fib and fork_join_sort
+// ---------------------------------------------------------------------------
+
+/// A way to run two closures, possibly in parallel: the same recursive code
+/// runs on every pool.
+trait Fork: Sync {
+    fn fork<A, B, RA, RB>(&self, a: A, b: B) -> (RA, RB)
+    where
+        A: FnOnce() -> RA + Send,
+        B: FnOnce() -> RB + Send,
+        RA: Send,
+        RB: Send;
+}
+
+/// Plain calls, one after the other.
+struct Sequential;
+
+impl Fork for Sequential {
+    #[inline]
+    fn fork<A, B, RA, RB>(&self, a: A, b: B) -> (RA, RB)
+    where
+        A: FnOnce() -> RA + Send,
+        B: FnOnce() -> RB + Send,
+        RA: Send,
+        RB: Send,
+    {
+        (a(), b())
+    }
+}
+
+impl Fork for Bakery {
+    #[inline]
+    fn fork<A, B, RA, RB>(&self, a: A, b: B) -> (RA, RB)
+    where
+        A: FnOnce() -> RA + Send,
+        B: FnOnce() -> RB + Send,
+        RA: Send,
+        RB: Send,
+    {
+        self.join(a, b)
+    }
+}
+
+/// `rayon::join`, in whatever rayon pool the caller runs in.
+struct Rayon;
+
+impl Fork for Rayon {
+    #[inline]
+    fn fork<A, B, RA, RB>(&self, a: A, b: B) -> (RA, RB)
+    where
+        A: FnOnce() -> RA + Send,
+        B: FnOnce() -> RB + Send,
+        RA: Send,
+        RB: Send,
+    {
+        rayon::join(a, b)
+    }
+}
+
+const FIB_N: u64 = 25;
+
+/// fib(n) with a fork at every call with n >= 2.
+fn fib(fork: &impl Fork, n: u64) -> u64 {
+    if n < 2 {
+        return n;
+    }
+    let (a, b) = fork.fork(|| fib(fork, n - 1), || fib(fork, n - 2));
+    a + b
+}
+
+fn fork_join_fib(c: &mut Criterion, threads: usize) {
+    const GROUP: &str = "fork_join_fib";
+    let pools = Pools::new(threads);
+    let expected = fib(&Sequential, FIB_N);
+    let mut group = c.benchmark_group(GROUP);
+    group
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(3));
+
+    bench(&mut group, GROUP, "bakery", |b| {
+        b.iter(|| assert_eq!(fib(&pools.bakery, black_box(FIB_N)), expected))
+    });
+    bench(&mut group, GROUP, "rayon", |b| {
+        b.iter(|| {
+            let result = pools.rayon.install(|| fib(&Rayon, black_box(FIB_N)));
+            assert_eq!(result, expected);
+        })
+    });
+    bench(&mut group, GROUP, "sequential", |b| {
+        b.iter(|| assert_eq!(fib(&Sequential, black_box(FIB_N)), expected))
+    });
+
+    group.finish();
+    pools.shutdown();
+}
+
+const SORT_LEN: usize = 500_000;
+/// Slices this short are sorted with `sort_unstable`, without forking.
+const SORT_CUTOFF: usize = 2_048;
+
+/// Lomuto partition around the median of the first, middle and last
+/// elements. Returns the pivot's final index.
+fn partition(v: &mut [u32]) -> usize {
+    let last = v.len() - 1;
+    let mid = v.len() / 2;
+    if v[mid] < v[0] {
+        v.swap(mid, 0);
+    }
+    if v[last] < v[0] {
+        v.swap(last, 0);
+    }
+    if v[mid] < v[last] {
+        v.swap(mid, last);
+    }
+    let pivot = v[last];
+    let mut store = 0;
+    for i in 0..last {
+        if v[i] < pivot {
+            v.swap(i, store);
+            store += 1;
+        }
+    }
+    v.swap(store, last);
+    store
+}
+
+fn quicksort(fork: &impl Fork, v: &mut [u32]) {
+    if v.len() <= SORT_CUTOFF {
+        v.sort_unstable();
+        return;
+    }
+    let pivot = partition(v);
+    let (left, right) = v.split_at_mut(pivot);
+    fork.fork(
+        || quicksort(fork, left),
+        || quicksort(fork, &mut right[1..]),
+    );
+}
+
+/// Deterministic pseudo-random input (xorshift64).
+fn random_u32s(len: usize) -> Vec<u32> {
+    let mut state = 0x2545_F491_4F6C_DD1D_u64;
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 32) as u32
+        })
+        .collect()
+}
+
+fn fork_join_sort(c: &mut Criterion, threads: usize) {
+    const GROUP: &str = "fork_join_sort";
+    let pools = Pools::new(threads);
+    let input = random_u32s(SORT_LEN);
+    let mut sorted = input.clone();
+    sorted.sort_unstable();
+    let check = |v: &[u32]| assert!(v == sorted.as_slice(), "sorted correctly");
+    let mut group = c.benchmark_group(GROUP);
+    group
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(3));
+
+    bench(&mut group, GROUP, "bakery", |b| {
+        b.iter_batched_ref(
+            || input.clone(),
+            |v| quicksort(&pools.bakery, v),
+            BatchSize::LargeInput,
+        )
+    });
+    let mut v = input.clone();
+    quicksort(&pools.bakery, &mut v);
+    check(&v);
+
+    bench(&mut group, GROUP, "rayon", |b| {
+        b.iter_batched_ref(
+            || input.clone(),
+            |v| pools.rayon.install(|| quicksort(&Rayon, v)),
+            BatchSize::LargeInput,
+        )
+    });
+    let mut v = input.clone();
+    pools.rayon.install(|| quicksort(&Rayon, &mut v));
+    check(&v);
+
+    bench(&mut group, GROUP, "sequential", |b| {
+        b.iter_batched_ref(
+            || input.clone(),
+            |v| quicksort(&Sequential, v),
+            BatchSize::LargeInput,
+        )
+    });
+    let mut v = input.clone();
+    quicksort(&Sequential, &mut v);
+    check(&v);
+
+    group.finish();
+    pools.shutdown();
+}
+
+// ---------------------------------------------------------------------------
+// order_tree
+// ---------------------------------------------------------------------------
+
+const TREE_DEPTH: u32 = 12;
+const TREE_NODES: u64 = (1 << (TREE_DEPTH + 1)) - 1;
+
+/// A node submits its two children and joins them; returns the node count.
+fn tree_submit(bakery: &'static Bakery, depth: u32) -> u64 {
+    if depth == 0 {
+        return 1;
+    }
+    let left = bakery.submit(move || tree_submit(bakery, depth - 1));
+    let right = bakery.submit(move || tree_submit(bakery, depth - 1));
+    1 + left.join().expect("left subtree") + right.join().expect("right subtree")
+}
+
+/// The same tree of scoped orders.
+fn tree_scope<'scope>(s: &'scope Scope<'scope, '_>, depth: u32) -> u64 {
+    if depth == 0 {
+        return 1;
+    }
+    let left = s.submit(move || tree_scope(s, depth - 1));
+    let right = s.submit(move || tree_scope(s, depth - 1));
+    1 + left.join().expect("left subtree") + right.join().expect("right subtree")
+}
+
+/// The same tree with fork-join.
+fn tree_join(fork: &impl Fork, depth: u32) -> u64 {
+    if depth == 0 {
+        return 1;
+    }
+    let (left, right) = fork.fork(|| tree_join(fork, depth - 1), || tree_join(fork, depth - 1));
+    1 + left + right
+}
+
+/// A tree of rayon scope spawns; nobody waits for a node's children except
+/// the scope itself at the end.
+fn tree_rayon_scope(s: &rayon::Scope<'_>, depth: u32) {
+    if depth == 0 {
+        black_box(1);
+        return;
+    }
+    s.spawn(move |s| tree_rayon_scope(s, depth - 1));
+    s.spawn(move |s| tree_rayon_scope(s, depth - 1));
+}
+
+fn order_tree(c: &mut Criterion, threads: usize) {
+    const GROUP: &str = "order_tree";
+    let pools = Pools::new(threads);
+    // A handle that lives as long as the program, so that `'static` orders
+    // can submit more orders without cloning a handle each time. Shutting
+    // down `pools.bakery` below stops its bakers all the same.
+    let bakery: &'static Bakery = Box::leak(Box::new(pools.bakery.clone()));
+    let mut group = c.benchmark_group(GROUP);
+    group
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(3));
+
+    bench(&mut group, GROUP, "bakery", |b| {
+        b.iter(|| {
+            let root = bakery.submit(move || tree_submit(bakery, TREE_DEPTH));
+            assert_eq!(root.join().expect("the root"), TREE_NODES);
+        })
+    });
+    bench(&mut group, GROUP, "bakery_scope", |b| {
+        b.iter(|| {
+            let nodes = bakery.scope(|s| {
+                s.submit(move || tree_scope(s, TREE_DEPTH))
+                    .join()
+                    .expect("the root")
+            });
+            assert_eq!(nodes, TREE_NODES);
+        })
+    });
+    bench(&mut group, GROUP, "bakery_join", |b| {
+        b.iter(|| assert_eq!(tree_join(bakery, TREE_DEPTH), TREE_NODES))
+    });
+    bench(&mut group, GROUP, "rayon_scope", |b| {
+        b.iter(|| pools.rayon.scope(|s| tree_rayon_scope(s, TREE_DEPTH)))
+    });
+    bench(&mut group, GROUP, "rayon_join", |b| {
+        b.iter(|| {
+            let nodes = pools.rayon.install(|| tree_join(&Rayon, TREE_DEPTH));
+            assert_eq!(nodes, TREE_NODES);
+        })
+    });
+
+    group.finish();
+    pools.shutdown();
+}
+
+// ---------------------------------------------------------------------------
+// uneven
+// ---------------------------------------------------------------------------
+
+const LONG_ORDERS: usize = 4;
+const LONG_WORK: Duration = Duration::from_millis(20);
+const SHORT_ORDERS: usize = 2_000;
+const SHORT_WORK: Duration = Duration::from_micros(50);
+
+/// `units` rounds of a dependent arithmetic chain: CPU work that the
+/// optimizer cannot remove.
+fn spin(units: u64) -> u64 {
+    let mut x = black_box(0x9E37_79B9_7F4A_7C15_u64);
+    for _ in 0..units {
+        x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+    }
+    black_box(x)
+}
+
+/// How many `spin` units take one microsecond on this machine (the best of
+/// a few runs, so that a preempted run does not count).
+fn spin_units_per_micro() -> f64 {
+    let units = 2_000_000;
+    let best = (0..5)
+        .map(|_| {
+            let start = Instant::now();
+            spin(units);
+            start.elapsed()
+        })
+        .min()
+        .expect("five runs");
+    units as f64 / (best.as_nanos() as f64 / 1_000.0)
+}
+
+/// The work of each order of the `uneven` batch, in spin units: the long
+/// ones spread through the submission order.
+fn uneven_batch() -> Vec<u64> {
+    let per_micro = spin_units_per_micro();
+    let units = |work: Duration| (work.as_secs_f64() * 1e6 * per_micro) as u64;
+    let total = LONG_ORDERS + SHORT_ORDERS;
+    let mut batch = vec![units(SHORT_WORK); total];
+    for k in 0..LONG_ORDERS {
+        batch[k * total / LONG_ORDERS] = units(LONG_WORK);
+    }
+    batch
+}
+
+/// Criterion prints times; the efficiency is printed separately.
+struct Makespans(Vec<Duration>);
+
+impl Makespans {
+    fn record(&mut self, run: impl FnOnce()) -> Duration {
+        let start = Instant::now();
+        run();
+        let makespan = start.elapsed();
+        self.0.push(makespan);
+        makespan
+    }
+
+    /// Prints the efficiency of the runs recorded since the last report, if
+    /// any (none when the benchmark was filtered out).
+    fn report(&mut self, pool: &str, total_work: impl FnOnce() -> Duration, threads: usize) {
+        if self.0.is_empty() {
+            return;
+        }
+        let total_work = total_work();
+        self.0.sort();
+        let median = self.0[self.0.len() / 2];
+        let ideal = total_work.as_secs_f64() / threads as f64;
+        println!(
+            "uneven/{pool}: median makespan {:.1} ms over {} runs, efficiency {:.2} \
+             (ideal {:.1} ms = {:.1} ms of work / {threads} threads)",
+            median.as_secs_f64() * 1e3,
+            self.0.len(),
+            ideal / median.as_secs_f64(),
+            ideal * 1e3,
+            total_work.as_secs_f64() * 1e3,
+        );
+        self.0.clear();
+    }
+}
+
+/// The `uneven` batch and its total work, measured on first use (so that a
+/// filtered-out group costs nothing).
+struct UnevenWork {
+    batch: Vec<u64>,
+    total_work: Duration,
+}
+
+impl UnevenWork {
+    fn measure() -> UnevenWork {
+        let batch = uneven_batch();
+        // The total work, run on this thread alone (the best of three).
+        let total_work = (0..3)
+            .map(|_| {
+                let start = Instant::now();
+                for &units in &batch {
+                    spin(units);
+                }
+                start.elapsed()
+            })
+            .min()
+            .expect("three runs");
+        println!(
+            "uneven: {LONG_ORDERS} x {LONG_WORK:?} + {SHORT_ORDERS} x {SHORT_WORK:?} of work; \
+             all of it on one thread takes {:.1} ms",
+            total_work.as_secs_f64() * 1e3
+        );
+        UnevenWork { batch, total_work }
+    }
+}
+
+fn uneven(c: &mut Criterion, threads: usize) {
+    const GROUP: &str = "uneven";
+    let pools = Pools::new(threads);
+    let work = OnceCell::new();
+    let work = || work.get_or_init(UnevenWork::measure);
+    let mut group = c.benchmark_group(GROUP);
+    group
+        .sample_size(10)
+        .sampling_mode(SamplingMode::Flat)
+        .warm_up_time(Duration::from_millis(300))
+        .measurement_time(Duration::from_secs(2));
+    let mut makespans = Makespans(Vec::new());
+
+    let bakery = &pools.bakery;
+    let mut orders = Vec::new();
+    bench(&mut group, GROUP, "bakery", |b| {
+        let batch = &work().batch;
+        b.iter(|| {
+            makespans.record(|| {
+                orders.extend(
+                    batch
+                        .iter()
+                        .map(|&units| bakery.submit(move || spin(units))),
+                );
+                for order in orders.drain(..) {
+                    black_box(order.join().expect("an uneven order succeeds"));
+                }
+            })
+        })
+    });
+    makespans.report("bakery", || work().total_work, threads);
+
+    bench(&mut group, GROUP, "rayon", |b| {
+        let batch = &work().batch;
+        b.iter(|| {
+            makespans.record(|| {
+                pools.rayon.scope(|s| {
+                    for &units in batch {
+                        s.spawn(move |_| {
+                            spin(units);
+                        });
+                    }
+                })
+            })
+        })
+    });
+    makespans.report("rayon", || work().total_work, threads);
+
+    let (tx, rx) = mpsc::channel::<u64>();
+    bench(&mut group, GROUP, "threadpool", |b| {
+        let batch = &work().batch;
+        b.iter(|| {
+            makespans.record(|| {
+                for &units in batch {
+                    let tx = tx.clone();
+                    pools.threadpool.execute(move || {
+                        let _ = tx.send(spin(units));
+                    });
+                }
+                for _ in 0..batch.len() {
+                    black_box(recv(&rx));
+                }
+            })
+        })
+    });
+    makespans.report("threadpool", || work().total_work, threads);
+
+    bench(&mut group, GROUP, "executors", |b| {
+        let batch = &work().batch;
+        b.iter(|| {
+            makespans.record(|| {
+                for &units in batch {
+                    let tx = tx.clone();
+                    pools.executors.execute(move || {
+                        let _ = tx.send(spin(units));
+                    });
+                }
+                for _ in 0..batch.len() {
+                    black_box(recv(&rx));
+                }
+            })
+        })
+    });
+    makespans.report("executors", || work().total_work, threads);
+
+    group.finish();
+    pools.shutdown();
+}
+
+// ---------------------------------------------------------------------------
+// round_trip_idle and round_trip_busy
+// ---------------------------------------------------------------------------
+
+/// The untimed pause before each idle round trip: long enough for every
+/// pool's threads to stop searching and fall asleep.
+const IDLE_PAUSE: Duration = Duration::from_millis(5);
+/// Times `round_trip` `iters` times, each after an untimed idle pause.
+fn idle_round_trips(iters: u64, mut round_trip: impl FnMut()) -> Duration {
+    let mut timed = Duration::ZERO;
+    for _ in 0..iters {
+        thread::sleep(IDLE_PAUSE);
+        let start = Instant::now();
+        round_trip();
+        timed += start.elapsed();
+    }
+    timed
+}
+
+/// The four round trips: one tiny order, submitted and waited for.
+struct RoundTrips<'a> {
+    pools: &'a Pools,
+    tx: mpsc::Sender<u64>,
+    rx: mpsc::Receiver<u64>,
+}
+
+fn bakery_trip(trips: &RoundTrips<'_>) {
+    let order = trips.pools.bakery.submit(|| tiny(7));
+    black_box(order.join().expect("a round trip succeeds"));
+}
+
+fn rayon_trip(trips: &RoundTrips<'_>) {
+    let tx = trips.tx.clone();
+    trips.pools.rayon.spawn(move || {
+        let _ = tx.send(tiny(7));
+    });
+    black_box(recv(&trips.rx));
+}
+
+fn threadpool_trip(trips: &RoundTrips<'_>) {
+    let tx = trips.tx.clone();
+    trips.pools.threadpool.execute(move || {
+        let _ = tx.send(tiny(7));
+    });
+    black_box(recv(&trips.rx));
+}
+
+fn executors_trip(trips: &RoundTrips<'_>) {
+    let tx = trips.tx.clone();
+    trips.pools.executors.execute(move || {
+        let _ = tx.send(tiny(7));
+    });
+    black_box(recv(&trips.rx));
+}
+
+type RoundTrip = fn(&RoundTrips<'_>);
+
+const ROUND_TRIPS: [(&str, RoundTrip); 4] = [
+    ("bakery", bakery_trip),
+    ("rayon", rayon_trip),
+    ("threadpool", threadpool_trip),
+    ("executors", executors_trip),
+];
+
+fn round_trip(c: &mut Criterion, threads: usize) {
+    let pools = Pools::new(threads);
+    let (tx, rx) = mpsc::channel();
+    let trips = RoundTrips {
+        pools: &pools,
+        tx,
+        rx,
+    };
+
+    const IDLE: &str = "round_trip_idle";
+    let mut group = c.benchmark_group(IDLE);
+    // Criterion sizes the samples from the routine's wall time, pauses
+    // included: about 20 round trips per sample, 20 samples.
+    group
+        .sampling_mode(SamplingMode::Flat)
+        .warm_up_time(Duration::from_millis(100))
+        .measurement_time(Duration::from_secs(2));
+    for (pool, trip) in ROUND_TRIPS {
+        bench(&mut group, IDLE, pool, |b| {
+            b.iter_custom(|iters| idle_round_trips(iters, || trip(&trips)))
+        });
+    }
+    group.finish();
+
+    const BUSY: &str = "round_trip_busy";
+    let mut group = c.benchmark_group(BUSY);
+    group
+        .warm_up_time(Duration::from_millis(300))
+        .measurement_time(Duration::from_secs(2));
+    for (pool, trip) in ROUND_TRIPS {
+        bench(&mut group, BUSY, pool, |b| b.iter(|| trip(&trips)));
+    }
+    group.finish();
+
+    drop(trips);
+    pools.shutdown();
+}
+
+// ---------------------------------------------------------------------------
+
+fn main() {
+    watchdog::start();
+    let threads = threads();
+    let mut c = Criterion::default()
+        .sample_size(20)
+        .nresamples(20_000)
+        .configure_from_args();
+    println!("every pool runs {threads} threads");
+    tiny_orders(&mut c, threads);
+    fork_join_fib(&mut c, threads);
+    fork_join_sort(&mut c, threads);
+    order_tree(&mut c, threads);
+    uneven(&mut c, threads);
+    round_trip(&mut c, threads);
+    c.final_summary();
+}
