@@ -91,12 +91,10 @@ impl BakerThread {
         std::ptr::eq(Arc::as_ptr(&self.registry), registry)
     }
 
-    /// Pushes a job on the local deque. Returns whether it was empty.
+    /// Pushes a job on the local deque.
     #[inline]
-    pub(crate) fn push(&self, job: JobRef) -> bool {
-        let was_empty = self.worker.is_empty();
+    pub(crate) fn push(&self, job: JobRef) {
         self.worker.push(job);
-        was_empty
     }
 
     /// Pushes the second half of a `join`. No fence: if nobody takes it, this
@@ -104,8 +102,8 @@ impl BakerThread {
     /// job.
     #[inline]
     pub(crate) fn push_fork(&self, job: JobRef) {
-        let was_empty = self.push(job);
-        self.registry.sleep.new_work(was_empty);
+        self.worker.push(job);
+        self.registry.sleep.new_work(|| self.worker.len() <= 1);
     }
 
     /// Pops the newest job from the local deque.

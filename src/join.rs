@@ -126,7 +126,7 @@ where
     // before the task completed and its outcome was taken: the block may be
     // freed later, but by then it holds nothing borrowed.
     let job = unsafe { task.job_ref() };
-    let queue_was_empty = registry.inject(job);
+    registry.injector.push(job);
     fence(Ordering::SeqCst);
     let order = task.into_handle();
     if registry.is_closed() {
@@ -134,7 +134,7 @@ where
         // one of them already started it.
         order.run_here();
     } else {
-        registry.sleep.new_work(queue_was_empty);
+        registry.sleep.new_work(|| registry.holds_one(None));
     }
     match order.join() {
         Ok(results) => results,

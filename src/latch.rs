@@ -14,7 +14,7 @@ use crate::baker::BakerThread;
 use crate::registry::Registry;
 use crate::sync::{thread, AtomicUsize, Backoff, Ordering};
 use crate::waiter::Waiter;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Something a waiter can check and register with.
 pub(crate) trait Probe {
@@ -56,26 +56,39 @@ pub(crate) fn wait(probe: &impl Probe) {
     });
 }
 
+/// How long a waiting thread keeps checking, yielding its core, before it
+/// parks: about what an asleep baker needs to wake up and run a short order,
+/// so a quick round trip costs the waiter no wake-up of its own.
+#[cfg(not(loom))]
+const SPIN_BEFORE_PARK: Duration = Duration::from_micros(50);
+/// Loom has no clock: park at once.
+#[cfg(loom)]
+const SPIN_BEFORE_PARK: Duration = Duration::ZERO;
+
 /// Parks the calling thread until `probe` is done or `deadline` passes,
 /// without doing any other work. Returns whether `probe` is done.
 pub(crate) fn park_until(probe: &impl Probe, deadline: Option<Instant>) -> bool {
     let backoff = Backoff::new();
+    let mut spin_until = None;
     while !probe.probe() {
         if !backoff.is_completed() {
             backoff.snooze();
             continue;
         }
-        if let Some(deadline) = deadline {
-            let now = Instant::now();
-            if now >= deadline {
-                probe.unregister();
-                return probe.probe();
+        let now = Instant::now();
+        if deadline.is_some_and(|deadline| now >= deadline) {
+            probe.unregister();
+            return probe.probe();
+        }
+        if now < *spin_until.get_or_insert(now + SPIN_BEFORE_PARK) {
+            thread::yield_now();
+            continue;
+        }
+        if probe.register(|| Waiter::Thread(thread::current())) {
+            match deadline {
+                Some(deadline) => thread::park_timeout(deadline.saturating_duration_since(now)),
+                None => thread::park(),
             }
-            if probe.register(|| Waiter::Thread(thread::current())) {
-                thread::park_timeout(deadline - now);
-            }
-        } else if probe.register(|| Waiter::Thread(thread::current())) {
-            thread::park();
         }
     }
     true

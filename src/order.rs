@@ -60,28 +60,34 @@ impl<T> RawOrder<T> {
     /// A baker of the order's own pool that finds the order not yet started
     /// runs it itself; any other baker keeps working for its pool while it
     /// waits; any other thread parks.
-    pub(crate) fn join(mut self) -> Result<T, OrderError> {
+    pub(crate) fn join(self) -> Result<T, OrderError> {
         if !self.is_finished() {
-            let ran_here = crate::baker::BakerThread::with_current(|baker| match baker {
+            let popped = crate::baker::BakerThread::with_current(|baker| match baker {
                 Some(baker) if baker.registry().id() == self.pool() => {
                     // Submitted just before by this baker, its entry is on
-                    // top of the local deque: take it, so no stale entry is
-                    // left behind; otherwise claim it where it sits.
-                    if let Some(job) = baker.take_own(self.job_id()) {
-                        baker.execute(job);
-                        true
-                    } else {
-                        self.run_here()
+                    // top of the local deque: take it back and run it here
+                    // with no one else involved; otherwise claim it where it
+                    // sits, or wait for it while working.
+                    match baker.take_own(self.job_id()) {
+                        Some(job) => Some((job, baker.registry().mode())),
+                        None => {
+                            if !self.run_here() {
+                                latch::wait(&self);
+                            }
+                            None
+                        }
                     }
                 }
-                _ => false,
+                _ => {
+                    latch::wait(&self);
+                    None
+                }
             });
-            if !ran_here {
-                latch::wait(&self);
+            if let Some((job, mode)) = popped {
+                return self.join_popped(job, mode);
             }
         }
-        self.take_outcome()
-            .expect("a finished order has an outcome")
+        self.into_outcome()
     }
 
     /// Takes the outcome if there is one.

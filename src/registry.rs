@@ -142,7 +142,7 @@ impl Registry {
         let task = NewTask::new(func, kind(), self.id());
         // SAFETY: the only queue reference of this task.
         let job = unsafe { task.job_ref() };
-        let queue_was_empty = self.push(job);
+        let local = self.push(job);
         fence(Ordering::SeqCst);
         if self.closed.load(Ordering::Relaxed) {
             if let Some(func) = task.reject() {
@@ -150,26 +150,33 @@ impl Registry {
                 return Err(func);
             }
         }
-        self.sleep.new_work(queue_was_empty);
+        self.sleep.new_work(|| self.holds_one(local));
         Ok(task.into_handle())
     }
 
     /// Pushes a job on the current baker's deque if it is one of ours, else
-    /// on the injector. Returns whether that queue looked empty before.
+    /// on the injector. Returns the baker's index if it went to a baker.
     #[inline]
-    pub(crate) fn push(&self, job: JobRef) -> bool {
+    pub(crate) fn push(&self, job: JobRef) -> Option<usize> {
         crate::baker::BakerThread::with_current(|baker| match baker {
-            Some(baker) if baker.belongs_to(self) => baker.push(job),
-            _ => self.inject(job),
+            Some(baker) if baker.belongs_to(self) => {
+                baker.push(job);
+                Some(baker.index())
+            }
+            _ => {
+                self.injector.push(job);
+                None
+            }
         })
     }
 
-    /// Pushes a job on the injector. Returns whether it looked empty before.
-    #[inline]
-    pub(crate) fn inject(&self, job: JobRef) -> bool {
-        let was_empty = self.injector.is_empty();
-        self.injector.push(job);
-        was_empty
+    /// Whether the queue a job was just pushed to holds only that job
+    /// (baker `Some(index)`'s deque, or the injector).
+    pub(crate) fn holds_one(&self, queue: Option<usize>) -> bool {
+        match queue {
+            Some(index) => self.stealers[index].len() <= 1,
+            None => self.injector.len() <= 1,
+        }
     }
 
     /// Whether any queue holds a job.

@@ -3,9 +3,10 @@
 //!
 //! # The pieces
 //!
-//! * Every baker has a **slot**: a mutex around its [`SlotState`] and a
-//!   condition variable. A baker blocks only on its own slot, and only while
-//!   holding that slot's lock at the moment it decides to block.
+//! * Every baker has a **slot**: a mutex around its [`SlotState`] and, while
+//!   it sleeps, its thread handle. A baker decides to block only while
+//!   holding its own slot's lock, and then parks its thread until a waker
+//!   sets the slot back to `Awake` under that lock and unparks it.
 //! * One **counter word** packs two numbers: how many bakers are *searching*
 //!   (idle, awake, looking for work) and how many are *sleeping* (blocked on
 //!   their slot, and willing to be woken for any new work).
@@ -21,14 +22,15 @@
 //!    (a `SeqCst` read-modify-write), then issue a `SeqCst` fence;
 //! 4. look at every queue once more; if any holds work, move itself back to
 //!    *searching* and return;
-//! 5. otherwise mark the slot [`SlotState::Idle`] and wait on the condition
-//!    variable until someone sets it back to [`SlotState::Awake`].
+//! 5. otherwise mark the slot [`SlotState::Idle`], release the lock and park
+//!    until someone sets it back to [`SlotState::Awake`] and unparks it.
 //!
 //! Whoever makes new work visible (a `submit`, a fork in `join`) does the
 //! mirror image: push the work, issue a `SeqCst` fence, read the counter word,
 //! and if some baker is sleeping (and no searching baker is sure to find the
 //! work) wake one: lock its slot, and if it is `Idle` set it `Awake`, move it
-//! from *sleeping* back to *searching*, and signal its condition variable.
+//! from *sleeping* back to *searching*, release the lock and unpark its
+//! thread.
 //!
 //! # Why no work is stranded
 //!
@@ -52,10 +54,12 @@
 //! so S wakes a sleeper anyway.
 //!
 //! A wake-up cannot fall between B's decision and B's block: B holds its
-//! slot's lock from step 1 to the condition variable's wait, which releases
-//! it atomically, and a waker reads the slot state only under that lock. If
-//! the waker comes first, B sees the new work at step 4; if B comes first,
-//! the waker finds the slot `Idle` and wakes it.
+//! slot's lock from step 1 until the slot says `Idle`, and a waker reads the
+//! slot state only under that lock. If the waker comes first, B sees the new
+//! work at step 4; if B comes first, the waker finds the slot `Idle`, sets
+//! it `Awake` and unparks B. An unpark that lands before B parks is kept as
+//! the thread's token, so B's park returns at once; a park that returns for
+//! any other reason finds the slot still asleep and parks again.
 //!
 //! # Latches: waiting for one thing
 //!
@@ -82,7 +86,7 @@
 //! submitter sees `closed` after its push, rejected by the submitter (see
 //! `registry.rs`).
 
-use crate::sync::{AtomicUsize, Condvar, Mutex, Ordering};
+use crate::sync::{thread, thread::Thread, AtomicUsize, Mutex, Ordering};
 use crossbeam_utils::CachePadded;
 
 /// The most bakers one bakery can hold: each half of the counter word has 16
@@ -113,9 +117,16 @@ pub(crate) enum SlotState {
     Waiting,
 }
 
+/// A baker's slot: what it sleeps for, and its thread to unpark. Guarded by
+/// one lock, which is the whole point (see the module docs).
 struct Slot {
-    state: Mutex<SlotState>,
-    condvar: Condvar,
+    inner: Mutex<SlotInner>,
+}
+
+struct SlotInner {
+    state: SlotState,
+    /// The sleeping baker's thread, while `state` is not `Awake`.
+    thread: Option<Thread>,
 }
 
 /// The sleep and wake-up state of one bakery.
@@ -131,8 +142,10 @@ impl Sleep {
             slots: (0..bakers)
                 .map(|_| {
                     CachePadded::new(Slot {
-                        state: Mutex::new(SlotState::Awake),
-                        condvar: Condvar::new(),
+                        inner: Mutex::new(SlotInner {
+                            state: SlotState::Awake,
+                            thread: None,
+                        }),
                     })
                 })
                 .collect(),
@@ -168,14 +181,16 @@ impl Sleep {
 
     /// New work became visible. The caller has issued a `SeqCst` fence after
     /// making it visible (see the module docs) unless the work is a fork the
-    /// caller will run itself if nobody takes it.
+    /// caller will run itself if nobody takes it. `queue_was_empty` says
+    /// whether the queue it went to held nothing else; it is asked only when
+    /// some baker sleeps, and only steers how eagerly to wake one.
     #[inline]
-    pub(crate) fn new_work(&self, queue_was_empty: bool) {
+    pub(crate) fn new_work(&self, queue_was_empty: impl FnOnce() -> bool) {
         let counters = self.counters.load(Ordering::SeqCst);
         if sleeping(counters) == 0 {
             return;
         }
-        if queue_was_empty && searching(counters) > 0 {
+        if searching(counters) > 0 && queue_was_empty() {
             return;
         }
         self.wake_any();
@@ -195,8 +210,8 @@ impl Sleep {
     ) {
         debug_assert_ne!(mode, SlotState::Awake);
         let slot = &self.slots[index];
-        let mut state = slot.state.lock();
-        debug_assert_eq!(*state, SlotState::Awake);
+        let mut inner = slot.inner.lock();
+        debug_assert_eq!(inner.state, SlotState::Awake);
         if !keep_sleeping() {
             return;
         }
@@ -210,9 +225,18 @@ impl Sleep {
                 return;
             }
         }
-        *state = mode;
-        while *state != SlotState::Awake {
-            slot.condvar.wait(&mut state);
+        inner.state = mode;
+        inner.thread = Some(thread::current());
+        drop(inner);
+        // Step 5: block until a waker sets the slot `Awake`. The waker
+        // unparks after setting it under the lock, and an unpark that comes
+        // before the park is kept by the thread, so nothing is missed;
+        // spurious returns from `park` just look again.
+        loop {
+            thread::park();
+            if slot.inner.lock().state == SlotState::Awake {
+                return;
+            }
         }
     }
 
@@ -241,8 +265,8 @@ impl Sleep {
 
     fn wake(&self, index: usize, also_waiting: bool) -> bool {
         let slot = &self.slots[index];
-        let mut state = slot.state.lock();
-        match *state {
+        let mut inner = slot.inner.lock();
+        match inner.state {
             SlotState::Awake => return false,
             SlotState::Waiting if !also_waiting => return false,
             SlotState::Waiting => {}
@@ -251,8 +275,12 @@ impl Sleep {
                     .fetch_add(ONE_SEARCHING.wrapping_sub(ONE_SLEEPING), Ordering::SeqCst);
             }
         }
-        *state = SlotState::Awake;
-        slot.condvar.notify_one();
+        inner.state = SlotState::Awake;
+        let sleeper = inner.thread.take();
+        drop(inner);
+        if let Some(sleeper) = sleeper {
+            sleeper.unpark();
+        }
         true
     }
 }

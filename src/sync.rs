@@ -155,10 +155,6 @@ mod imp {
             WaitTimeoutResult
         }
 
-        pub(crate) fn notify_one(&self) {
-            self.0.notify_one();
-        }
-
         pub(crate) fn notify_all(&self) {
             self.0.notify_all();
         }

@@ -45,6 +45,12 @@
 //! rejected stays in its queue until some baker pops it; that baker sees the
 //! order is not pending and only drops the queue's reference.
 //!
+//! One path needs no atomics at all: a baker that joins an order it has
+//! just submitted pops the order's entry straight back off its own deque
+//! (`RawOrder::join_popped`). It then holds both references, no other
+//! thread can reach the block, and it runs the closure, takes the outcome
+//! and frees the block with plain loads and stores.
+//!
 //! # Waking the waiter
 //!
 //! A waiter (a parked thread, an async waker, a sleeping baker) registers
@@ -111,6 +117,9 @@ pub(crate) struct Header {
 struct VTable {
     /// Runs a claimed task on the handle's thread and completes it.
     run_claimed: unsafe fn(NonNull<Header>),
+    /// Runs the closure and writes the outcome, touching no state: for a
+    /// handle whose thread holds both references.
+    run_alone: unsafe fn(NonNull<Header>),
     /// Drops the closure of a task the handle just cancelled.
     drop_closure: unsafe fn(NonNull<Header>),
     /// Frees the block.
@@ -226,6 +235,7 @@ where
 {
     const VTABLE: VTable = VTable {
         run_claimed: Self::run_claimed_by_handle,
+        run_alone: Self::run_alone,
         drop_closure: Self::drop_closure_by_handle,
         dealloc: Self::dealloc,
     };
@@ -339,6 +349,15 @@ where
         Self::run_claimed(this);
         let (previous, _) = Self::header(this).complete(false);
         Self::header(this).notify_if_awaited(previous);
+    }
+
+    /// Runs the closure of a task nobody else can reach.
+    ///
+    /// # Safety
+    ///
+    /// The caller must hold both references and the task must be pending.
+    unsafe fn run_alone(header: NonNull<Header>) {
+        Self::run_claimed(header.cast());
     }
 
     /// Drops one reference and frees the block if it was the last.
@@ -525,20 +544,80 @@ impl<T> RawOrder<T> {
         let header = self.header();
         let state = header.load(Ordering::Acquire);
         if state & COMPLETED != 0 {
-            assert!(state & CLOSED == 0, "`Order` polled after completion");
-            // SAFETY: `COMPLETED` (read with Acquire) says the outcome is
-            // written; the handle is its only reader, and marks it taken.
-            let output = unsafe { self.core.as_ref() }.output.with_mut(|output| {
-                // SAFETY: as above.
-                unsafe { (*output).assume_init_read() }
-            });
+            let output = self.read_output(state);
             header.state.fetch_or(CLOSED, Ordering::AcqRel);
-            return Some(output.map_err(|payload| OrderError::Panicked(PanicError::new(payload))));
+            return Some(output);
         }
         if state & CLOSED != 0 {
             return Some(Err(Header::closed_error(state)));
         }
         None
+    }
+
+    /// Moves the outcome out of a completed block, once.
+    fn read_output(&self, state: usize) -> Result<T, OrderError> {
+        assert!(state & CLOSED == 0, "`Order` polled after completion");
+        // SAFETY: `COMPLETED` (read with Acquire) says the outcome is
+        // written; the handle is its only reader, and its caller marks it
+        // taken.
+        let output = unsafe { self.core.as_ref() }.output.with_mut(|output| {
+            // SAFETY: as above.
+            unsafe { (*output).assume_init_read() }
+        });
+        output.map_err(|payload| OrderError::Panicked(PanicError::new(payload)))
+    }
+
+    /// Takes the outcome of a finished order and lets go of the handle, with
+    /// one read-modify-write for both.
+    pub(crate) fn into_outcome(self) -> Result<T, OrderError> {
+        let header = self.header();
+        let state = header.load(Ordering::Acquire);
+        debug_assert!(state & FINISHED != 0, "the order has an outcome");
+        if state & COMPLETED == 0 {
+            // Cancelled or rejected; dropping `self` releases the handle.
+            return Err(Header::closed_error(state));
+        }
+        let output = self.read_output(state);
+        // `HANDLE` is set and `CLOSED` is not, so adding their difference
+        // clears the one and sets the other without carrying into any other
+        // bit.
+        let previous = header
+            .state
+            .fetch_add(CLOSED.wrapping_sub(HANDLE), Ordering::AcqRel);
+        if previous & SCHEDULED == 0 {
+            // SAFETY: the queue's reference was gone: this was the last; the
+            // vtable matches the block's type.
+            unsafe { (header.vtable.dealloc)(self.core.cast()) };
+        }
+        std::mem::forget(self);
+        output
+    }
+
+    /// Joins an order whose queue entry this thread just popped back from
+    /// its own deque: with both references in hand and nobody else able to
+    /// reach the block, it runs the closure and frees the block without a
+    /// single atomic read-modify-write.
+    pub(crate) fn join_popped(self, job: JobRef, mode: Mode) -> Result<T, OrderError> {
+        debug_assert_eq!(job.id(), self.job_id());
+        let header = self.header();
+        let state = header.load(Ordering::Acquire);
+        if state & NOT_PENDING != 0 || mode != Mode::Run {
+            // Cancelled through this handle already, or to be cancelled now:
+            // the general path reports it.
+            job.execute(mode);
+            return self.into_outcome();
+        }
+        // SAFETY: this thread holds both references (the handle, and the
+        // queue entry it popped), so no other thread can reach the block;
+        // the order is pending; the vtable matches the block's type.
+        unsafe { (header.vtable.run_alone)(self.core.cast()) };
+        let output = self.read_output(COMPLETED);
+        header.state.store(COMPLETED | CLOSED, Ordering::Relaxed);
+        // SAFETY: both references are this thread's and are dropped here;
+        // the state says the closure ran and the outcome was taken.
+        unsafe { (header.vtable.dealloc)(self.core.cast()) };
+        std::mem::forget(self);
+        output
     }
 
     /// Cancels the order if it has not started. Returns whether the order

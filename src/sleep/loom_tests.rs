@@ -2,6 +2,11 @@
 //! small enough for loom to try every interleaving of a submitter against a
 //! baker falling asleep, of a latch against its sleeping owner, and of a
 //! shutdown against a baker going to sleep.
+//!
+//! The models are known to bite: removing the re-check of the queues at
+//! step 4 of `Sleep::sleep`, or its fence, or the hand-over wake-up in
+//! `Sleep::stop_searching`, or that function's fence, makes loom report a
+//! deadlock here.
 
 use super::*;
 use crate::sync::{fence, Arc, AtomicBool};
@@ -51,7 +56,7 @@ fn submit_races_falling_asleep() {
         // the protocol does not depend on which one it is.
         queued.swap(true, Ordering::Release);
         fence(Ordering::SeqCst);
-        sleep.new_work(true);
+        sleep.new_work(|| true);
         assert!(worker.join().unwrap(), "the job was taken");
     });
 }
@@ -161,7 +166,7 @@ fn two_submits_two_bakers() {
         for _ in 0..2 {
             let was_empty = jobs.fetch_add(1, Ordering::Release) == 0;
             fence(Ordering::SeqCst);
-            sleep.new_work(was_empty);
+            sleep.new_work(|| was_empty);
         }
         // Wait for both jobs to be taken before closing: a lost wake-up
         // shows as a deadlock here.
@@ -194,7 +199,7 @@ fn a_searcher_leaving_hands_the_job_to_a_sleeper() {
             thread::spawn(move || {
                 if baker(&sleep, &queued, &closed) {
                     *taken.0.lock() = true;
-                    taken.1.notify_one();
+                    taken.1.notify_all();
                 }
             })
         };
@@ -209,7 +214,7 @@ fn a_searcher_leaving_hands_the_job_to_a_sleeper() {
         };
         queued.swap(true, Ordering::Release);
         fence(Ordering::SeqCst);
-        sleep.new_work(true);
+        sleep.new_work(|| true);
         leaver.join().unwrap();
         let mut done = taken.0.lock();
         while !*done {
