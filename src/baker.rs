@@ -239,7 +239,7 @@ impl BakerThread {
         self.depth.set(depth);
     }
 
-    fn waiter(&self) -> Waiter {
+    pub(crate) fn waiter(&self) -> Waiter {
         Waiter::Baker {
             registry: self.registry.clone(),
             index: self.index,

@@ -56,6 +56,15 @@ pub(crate) fn wait(probe: &impl Probe) {
     });
 }
 
+/// The waiter to register for the calling thread: its slot in the pool's
+/// sleep module if it is a baker, else the thread itself.
+pub(crate) fn current_waiter() -> Waiter {
+    BakerThread::with_current(|baker| match baker {
+        Some(baker) => baker.waiter(),
+        None => Waiter::Thread(thread::current()),
+    })
+}
+
 /// How long a waiting thread keeps checking, yielding its core, before it
 /// parks: about what an asleep baker needs to wake up and run a short order,
 /// so a quick round trip costs the waiter no wake-up of its own.

@@ -7,12 +7,12 @@
 //!
 //! # Why borrowing is sound
 //!
-//! Every scoped order is a task whose kind holds the scope's [`ScopeData`];
-//! the count of live tasks rises when a task is created and falls only when
-//! its block is freed, after its closure and its value were dropped or taken
-//! (see [`crate::task`]). The scope waits for that count to reach zero before
-//! it returns, so no scoped closure, value, or handle outlives the borrows it
-//! holds. Handles cannot escape the scope (their type carries `'scope`), so
+//! Every scoped order is a task whose kind points at the scope's
+//! [`ScopeData`]; the count of live tasks rises when a task is created and
+//! falls only when its block is freed, after its closure and its value were
+//! dropped or taken (see [`crate::task`]). The scope waits for the last of
+//! them before it returns, so no scoped closure, value, or handle outlives
+//! the borrows it holds. Handles cannot escape the scope (their type carries `'scope`), so
 //! the count can always reach zero; only leaking a handle with
 //! `std::mem::forget` keeps a scope waiting, forever, which is safe.
 //!
@@ -28,7 +28,7 @@ use crate::error::{JoinTimeoutError, OrderError, PanicError, TryJoinError};
 use crate::latch::{self, Probe};
 use crate::order::Attempt;
 use crate::registry::Registry;
-use crate::sync::{Arc, AtomicUsize, Mutex, Ordering};
+use crate::sync::{AtomicBool, AtomicUsize, Mutex, Ordering};
 use crate::task::{self, RawOrder, TaskKind};
 use crate::unwind::{self, Payload};
 use crate::waiter::{Waiter, WaiterSlot};
@@ -39,52 +39,96 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-/// What the scope and its tasks share.
+/// What the scope and its tasks share. It lives inside the [`Scope`], on
+/// the stack of [`Bakery::scope`](crate::Bakery::scope)'s caller.
+///
+/// # Waiting for the last task
+///
+/// `live` counts the scoped tasks not yet freed, plus one for the scope
+/// itself while its body runs. When the body returns, the scope registers
+/// itself as the waiter and only then drops its own count. Whoever brings
+/// `live` to zero is the last one to touch the data:
+///
+/// * if that is the scope itself, every task is gone and it returns;
+/// * if that is a task, it takes the registered waiter (the scope's
+///   registration happened before the scope's decrement, which came before
+///   this task's), stores `done`, which is its last access to the data, and
+///   only then wakes the waiter it owns.
+///
+/// The scope waits for `done`, not for `live`, so it cannot return (and
+/// free the data with its stack frame) while that task still reads the
+/// waiter slot. No task holds a reference count on the data: a scoped order
+/// costs two atomic operations on `live` and nothing else.
 pub(crate) struct ScopeData {
-    /// Tasks created and not yet freed.
+    /// Tasks created and not yet freed, plus one while the body runs.
     live: AtomicUsize,
+    /// The scope's caller, registered before it drops its own count.
     waiter: WaiterSlot,
-    /// The first panic nobody observed, and how many there were.
-    panic: Mutex<(Option<Payload>, usize)>,
+    /// Set by the task that freed the last block, as its last access.
+    done: AtomicBool,
+    /// The first panic nobody observed.
+    panic: Mutex<Option<Payload>>,
 }
 
 impl ScopeData {
     fn new() -> ScopeData {
         ScopeData {
-            live: AtomicUsize::new(0),
+            live: AtomicUsize::new(1),
             waiter: WaiterSlot::new(),
-            panic: Mutex::new((None, 0)),
+            done: AtomicBool::new(false),
+            panic: Mutex::new(None),
         }
+    }
+
+    /// Waits until every task of the scope was freed.
+    fn wait_for_tasks(&self) {
+        if self.live.load(Ordering::Acquire) > 1 {
+            self.waiter.register(latch::current_waiter(), || false);
+        }
+        if self.live.fetch_sub(1, Ordering::AcqRel) == 1 {
+            // Every task is gone: nobody else touches the data any more.
+            return;
+        }
+        latch::wait(&Done(&self.done));
     }
 }
 
-impl Probe for ScopeData {
+/// The flag the last task sets; the scope's caller is already registered.
+struct Done<'a>(&'a AtomicBool);
+
+impl Probe for Done<'_> {
     #[inline]
     fn probe(&self) -> bool {
-        self.live.load(Ordering::Acquire) == 0
+        self.0.load(Ordering::Acquire)
     }
 
-    fn register(&self, waiter: impl FnOnce() -> Waiter) -> bool {
-        // The last task's `released` decrements `live` before it takes the
-        // slot's lock to notify: a registration that finds `live > 0` under
-        // the lock is seen by that notification.
-        self.waiter.register(waiter(), || self.probe())
-    }
-
-    fn unregister(&self) {
-        self.waiter.clear();
+    fn register(&self, _waiter: impl FnOnce() -> Waiter) -> bool {
+        // Registered once, before the scope dropped its count; the last task
+        // sets `done` before it wakes that waiter, and both a parked thread
+        // and a sleeping baker keep a wake-up that comes early.
+        !self.probe()
     }
 }
 
 /// The kind of a scoped order.
 pub(crate) struct ScopedKind {
-    data: Arc<ScopeData>,
+    data: *const ScopeData,
 }
 
+// SAFETY: `ScopeData` is `Sync` and outlives every task of its scope: the
+// scope does not return before the last task's `released` set `done`.
+unsafe impl Send for ScopedKind {}
+
 impl ScopedKind {
-    fn new(data: &Arc<ScopeData>) -> ScopedKind {
+    fn new(data: &ScopeData) -> ScopedKind {
         data.live.fetch_add(1, Ordering::Relaxed);
-        ScopedKind { data: data.clone() }
+        ScopedKind { data }
+    }
+
+    fn data(&self) -> &ScopeData {
+        // SAFETY: the task holding this kind is counted in `live`, so the
+        // scope is still waiting and its data is alive.
+        unsafe { &*self.data }
     }
 }
 
@@ -92,18 +136,21 @@ impl TaskKind for ScopedKind {
     const CANCELLABLE: bool = true;
 
     fn unobserved_panic(&self, panic: PanicError) {
-        let mut kept = self.data.panic.lock();
-        kept.1 += 1;
-        if kept.0.is_none() {
-            kept.0 = Some(panic.into_payload());
+        let mut first = self.data().panic.lock();
+        if first.is_none() {
+            *first = Some(panic.into_payload());
         }
     }
 
     fn released(self) {
-        // `self.data` keeps the scope's data alive through the notification,
-        // even if the scope returns as soon as `live` reaches zero.
-        if self.data.live.fetch_sub(1, Ordering::AcqRel) == 1 {
-            self.data.waiter.notify();
+        let data = self.data();
+        if data.live.fetch_sub(1, Ordering::AcqRel) == 1 {
+            let waiter = data.waiter.take();
+            // The last access to `data`: the scope may return right after.
+            data.done.store(true, Ordering::Release);
+            if let Some(waiter) = waiter {
+                waiter.wake();
+            }
         }
     }
 }
@@ -141,7 +188,7 @@ impl TaskKind for ScopedKind {
 /// });
 /// ```
 pub struct Scope<'scope, 'env: 'scope> {
-    data: Arc<ScopeData>,
+    data: ScopeData,
     registry: &'env Registry,
     scope: PhantomData<&'scope mut &'scope ()>,
     env: PhantomData<&'env mut &'env ()>,
@@ -192,14 +239,14 @@ impl<'scope, 'env> Scope<'scope, 'env> {
         F: for<'s> FnOnce(&'s Scope<'s, 'env>) -> R,
     {
         let scope = Scope {
-            data: Arc::new(ScopeData::new()),
+            data: ScopeData::new(),
             registry,
             scope: PhantomData,
             env: PhantomData,
         };
         let result = unwind::halt_unwinding(|| body(&scope));
-        latch::wait(&*scope.data);
-        let unobserved = scope.data.panic.lock().0.take();
+        scope.data.wait_for_tasks();
+        let unobserved = scope.data.panic.lock().take();
         match result {
             Err(payload) => unwind::resume_unwinding(payload),
             Ok(_) if unobserved.is_some() => {
@@ -213,7 +260,7 @@ impl<'scope, 'env> Scope<'scope, 'env> {
 impl fmt::Debug for Scope<'_, '_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Scope")
-            .field("live_orders", &self.data.live.load(Ordering::Relaxed))
+            .field("live_orders", &(self.data.live.load(Ordering::Relaxed) - 1))
             .finish_non_exhaustive()
     }
 }

@@ -97,8 +97,12 @@ impl WaiterSlot {
 
     /// Removes whatever waiter is registered (a timed wait that gave up).
     pub(crate) fn clear(&self) {
-        let stale = self.slot.lock().take();
-        drop(stale);
+        drop(self.take());
+    }
+
+    /// Takes the registered waiter out, without waking it.
+    pub(crate) fn take(&self) -> Option<Waiter> {
+        self.slot.lock().take()
     }
 
     /// Wakes the registered waiter, if any.

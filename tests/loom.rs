@@ -157,3 +157,21 @@ fn shutdown_now_races_a_queued_order() {
         }
     });
 }
+
+/// A scope's last order freeing its block races the scope's caller
+/// dropping its own count: the caller returns only after every order ran,
+/// and never while the last order still touches the scope's data.
+#[test]
+fn scope_waits_for_its_last_order() {
+    for bakers in [1, 2] {
+        loom::model(move || {
+            let bakery = Bakery::new(bakers);
+            let ran = AtomicUsize::new(0);
+            bakery.scope(|s| {
+                s.submit(|| ran.fetch_add(1, Ordering::SeqCst));
+                s.submit(|| ran.fetch_add(1, Ordering::SeqCst));
+            });
+            assert_eq!(ran.load(Ordering::SeqCst), 2);
+        });
+    }
+}
