@@ -17,12 +17,19 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier, Mutex, Once};
 use std::time::Duration;
 
-fn scale() -> usize {
+/// The multiplier from `BAKERY_STRESS_SCALE` (a fraction shrinks the runs,
+/// as under valgrind).
+fn scale() -> f64 {
     std::env::var("BAKERY_STRESS_SCALE")
         .ok()
         .and_then(|value| value.parse().ok())
-        .filter(|&scale| scale > 0)
-        .unwrap_or(1)
+        .filter(|&scale: &f64| scale > 0.0)
+        .unwrap_or(1.0)
+}
+
+/// `base` scaled, at least one.
+fn scaled(base: usize) -> usize {
+    ((base as f64 * scale()) as usize).max(1)
 }
 
 /// Panics raised on purpose here would flood the output through the
@@ -50,7 +57,7 @@ fn counters(n: usize) -> Arc<Vec<AtomicUsize>> {
 #[test]
 fn millions_of_orders_from_many_submitters_each_run_once() {
     let threads = 4;
-    let per_thread = 25_000 * scale();
+    let per_thread = scaled(25_000);
     let bakery = Bakery::new(4);
     let runs = counters(threads * per_thread);
     std::thread::scope(|s| {
@@ -91,7 +98,7 @@ fn millions_of_orders_from_many_submitters_each_run_once() {
 #[test]
 fn a_panic_storm_reports_every_panic_and_the_pool_keeps_serving() {
     quiet_storm_panics();
-    let orders = 20_000 * scale();
+    let orders = scaled(20_000);
     let detached_panics = Arc::new(AtomicUsize::new(0));
     let bakery = Bakery::builder()
         .bakers(3)
@@ -151,7 +158,7 @@ fn a_panic_storm_reports_every_panic_and_the_pool_keeps_serving() {
 /// (it never ran).
 fn shutdown_under_load(now: bool) {
     let submitters = 4;
-    let per_submitter = 5_000 * scale();
+    let per_submitter = scaled(5_000);
     let bakery = Bakery::new(3);
     let runs = counters(submitters * per_submitter);
     let start = Arc::new(Barrier::new(submitters + 1));
@@ -251,7 +258,7 @@ fn nested_forks(bakery: &Bakery, depth: usize) -> usize {
 
 #[test]
 fn deep_nested_joins_finish() {
-    let depth = 500 * scale().min(20);
+    let depth = scaled(500).min(10_000);
     for bakers in [1, 2, 4] {
         let bakery = Arc::new(
             Bakery::builder()
@@ -272,7 +279,7 @@ fn deep_nested_joins_finish() {
 
 #[test]
 fn cancel_storm_against_running_bakers() {
-    let orders = 20_000 * scale();
+    let orders = scaled(20_000);
     let bakery = Bakery::new(3);
     let ran = counters(orders);
     let handles: Vec<_> = (0..orders)
