@@ -19,10 +19,9 @@
 //!   shape as threadpool and executors, which use `execute` plus a channel.
 //! * `fork_join_fib`: fib(25) with a `join` at every call with n >= 2 and
 //!   no sequential cutoff (121,392 joins), so it measures the cost of a join.
-//!   `sequential` is the same recursion with plain calls. bakery is called
-//!   from outside the pool: the first `join` takes the cold path into the
-//!   pool and every other one runs on a baker. rayon runs inside
-//!   `pool.install`, which also enters the pool once.
+//!   `sequential` is the same recursion with plain calls. Both pools enter
+//!   once with `install` (`Bakery::install`, `ThreadPool::install`), so every
+//!   join runs on a worker.
 //! * `fork_join_sort`: a quicksort of 500,000 random `u32` that joins the
 //!   two halves after each partition and sorts slices of at most 2,048
 //!   elements with `sort_unstable`. Same entry as `fork_join_fib`. The copy
@@ -350,7 +349,12 @@ fn fork_join_fib(c: &mut Criterion, threads: usize) {
         .measurement_time(Duration::from_secs(3));
 
     bench(&mut group, GROUP, "bakery", |b| {
-        b.iter(|| assert_eq!(fib(&pools.bakery, black_box(FIB_N)), expected))
+        b.iter(|| {
+            let result = pools
+                .bakery
+                .install(|| fib(&pools.bakery, black_box(FIB_N)));
+            assert_eq!(result, expected);
+        })
     });
     bench(&mut group, GROUP, "rayon", |b| {
         b.iter(|| {
@@ -437,7 +441,7 @@ fn fork_join_sort(c: &mut Criterion, threads: usize) {
     bench(&mut group, GROUP, "bakery", |b| {
         b.iter_batched_ref(
             || input.clone(),
-            |v| quicksort(&pools.bakery, v),
+            |v| pools.bakery.install(|| quicksort(&pools.bakery, v)),
             BatchSize::LargeInput,
         )
     });

@@ -112,21 +112,6 @@ impl BakerThread {
         self.worker.pop()
     }
 
-    /// Pops the newest local job if it is the one identified by `id`;
-    /// otherwise leaves the deque as it was.
-    #[inline]
-    pub(crate) fn take_own(&self, id: *const ()) -> Option<JobRef> {
-        let top = self.worker.pop()?;
-        if top.id() == id {
-            Some(top)
-        } else {
-            // Back on top, where it was: only this thread pushes or pops
-            // this end, so nothing moved in between.
-            self.worker.push(top);
-            None
-        }
-    }
-
     /// Runs a job taken from a queue.
     #[inline]
     pub(crate) fn execute(&self, job: JobRef) {

@@ -228,6 +228,39 @@ impl Bakery {
         join::join(&self.registry, a, b)
     }
 
+    /// Runs `op` on one of the bakers and returns its result, like
+    /// `rayon::ThreadPool::install`.
+    ///
+    /// `op` may borrow from the caller, which waits for it. Inside `op`,
+    /// [`join`](Bakery::join) and [`scope`](Bakery::scope) run on the baker
+    /// and allocate nothing for their forks. Called from one of this
+    /// bakery's bakers, `op` simply runs right there; if the bakery is
+    /// shutting down, it may run on the caller.
+    ///
+    /// # Panics
+    ///
+    /// Re-raises a panic from `op`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let bakery = bakery::Bakery::new(2);
+    /// let mut loaves = vec![5, 3, 8, 1];
+    /// let who = bakery.install(|| {
+    ///     loaves.sort();
+    ///     bakery::Baker::current().map(|baker| baker.index())
+    /// });
+    /// assert_eq!(loaves, [1, 3, 5, 8]);
+    /// assert!(who.is_some(), "it ran on a baker");
+    /// ```
+    pub fn install<OP, R>(&self, op: OP) -> R
+    where
+        OP: FnOnce() -> R + Send,
+        R: Send,
+    {
+        join::install(&self.registry, op)
+    }
+
     /// Opens a scope whose orders may borrow from the caller's stack.
     ///
     /// `f` runs on the calling thread and may submit orders through the

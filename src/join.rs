@@ -11,7 +11,8 @@
 //! borrowing from it sound.
 //!
 //! From any other thread, `join` carries the whole fork-join into the pool
-//! as one task (one allocation) and waits for it, like rayon's cold path.
+//! as one task (one allocation) and waits for it, like rayon's cold path;
+//! `install` carries any closure the same way.
 //!
 //! [`JobRef`]: crate::job::JobRef
 
@@ -24,12 +25,12 @@ use crate::sync::{fence, Ordering};
 use crate::task::{NewTask, TaskKind};
 use crate::unwind;
 
-/// The kind of the task that carries a cold `join` into the pool. It is never
-/// cancelled (`join` has no way to report it) and never rejected: when the
-/// pool is closing, the caller runs the fork-join itself.
-struct ColdJoin;
+/// The kind of the task that carries a cold `join` or an `install` into the
+/// pool. It is never cancelled (neither has a way to report it) and never
+/// rejected: when the pool is closing, the caller runs the work itself.
+struct Carrier;
 
-impl TaskKind for ColdJoin {
+impl TaskKind for Carrier {
     const CANCELLABLE: bool = false;
 
     fn unobserved_panic(&self, _panic: crate::error::PanicError) {
@@ -113,14 +114,37 @@ where
     RB: Send,
 {
     let pool = registry.id();
-    let both = move || {
+    carry(registry, move || {
         BakerThread::with_current(|baker| match baker {
             Some(baker) if baker.registry().id() == pool => join_here(baker, a, b),
             // Run by the caller itself because the pool is closing.
             _ => (a(), b()),
         })
-    };
-    let task = NewTask::new(both, ColdJoin, pool);
+    })
+}
+
+/// `Bakery::install`: runs `op` on one of `registry`'s bakers and waits for
+/// it, or runs it right here if the caller is one of them.
+pub(crate) fn install<OP, R>(registry: &Registry, op: OP) -> R
+where
+    OP: FnOnce() -> R + Send,
+    R: Send,
+{
+    BakerThread::with_current(|baker| match baker {
+        Some(baker) if baker.belongs_to(registry) => op(),
+        _ => carry(registry, op),
+    })
+}
+
+/// Carries `op` into the pool as one task and waits for its outcome,
+/// re-raising its panic. If the pool is closing, the caller may end up
+/// running `op` itself.
+fn carry<OP, R>(registry: &Registry, op: OP) -> R
+where
+    OP: FnOnce() -> R + Send,
+    R: Send,
+{
+    let task = NewTask::new(op, Carrier, registry.id(), None);
     // SAFETY: the only queue reference of this task. The closure borrows the
     // caller's stack, which is sound because this function does not return
     // before the task completed and its outcome was taken: the block may be
@@ -137,8 +161,8 @@ where
         registry.sleep.new_work(|| registry.holds_one(None));
     }
     match order.join() {
-        Ok(results) => results,
+        Ok(value) => value,
         Err(OrderError::Panicked(panic)) => panic.resume(),
-        Err(error) => unreachable!("a fork-join is never cancelled nor rejected: {error}"),
+        Err(error) => unreachable!("carried work is never cancelled nor rejected: {error}"),
     }
 }

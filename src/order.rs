@@ -64,19 +64,27 @@ impl<T> RawOrder<T> {
         if !self.is_finished() {
             let popped = crate::baker::BakerThread::with_current(|baker| match baker {
                 Some(baker) if baker.registry().id() == self.pool() => {
-                    // Submitted just before by this baker, its entry is on
-                    // top of the local deque: take it back and run it here
-                    // with no one else involved; otherwise claim it where it
-                    // sits, or wait for it while working.
-                    match baker.take_own(self.job_id()) {
-                        Some(job) => Some((job, baker.registry().mode())),
-                        None => {
-                            if !self.run_here() {
-                                latch::wait(&self);
+                    if self.pending_at_home() == Some(baker.index()) {
+                        // Its entry is in this baker's own deque: pop down to
+                        // it, running what was pushed after it, and run it
+                        // here with no one else involved.
+                        while let Some(job) = baker.take_local() {
+                            if job.id() == self.job_id() {
+                                return Some((job, baker.registry().mode()));
                             }
-                            None
+                            baker.execute(job);
+                            if !self.is_pending() {
+                                // Stolen meanwhile.
+                                break;
+                            }
                         }
                     }
+                    // Not in this baker's deque: claim it where it sits, or
+                    // wait for it while working.
+                    if !self.run_here() {
+                        latch::wait(&self);
+                    }
+                    None
                 }
                 _ => {
                     latch::wait(&self);

@@ -139,34 +139,27 @@ impl Registry {
         if self.is_closed() {
             return Err(func);
         }
-        let task = NewTask::new(func, kind(), self.id());
-        // SAFETY: the only queue reference of this task.
-        let job = unsafe { task.job_ref() };
-        let local = self.push(job);
-        fence(Ordering::SeqCst);
-        if self.closed.load(Ordering::Relaxed) {
-            if let Some(func) = task.reject() {
-                drop(task.into_handle());
-                return Err(func);
+        crate::baker::BakerThread::with_current(|baker| {
+            // From one of this pool's bakers the order goes onto its own
+            // deque; from anywhere else, into the injector.
+            let local = baker.filter(|baker| baker.belongs_to(self));
+            let home = local.map(|baker| baker.index());
+            let task = NewTask::new(func, kind(), self.id(), home);
+            // SAFETY: the only queue reference of this task.
+            let job = unsafe { task.job_ref() };
+            match local {
+                Some(baker) => baker.push(job),
+                None => self.injector.push(job),
             }
-        }
-        self.sleep.new_work(|| self.holds_one(local));
-        Ok(task.into_handle())
-    }
-
-    /// Pushes a job on the current baker's deque if it is one of ours, else
-    /// on the injector. Returns the baker's index if it went to a baker.
-    #[inline]
-    pub(crate) fn push(&self, job: JobRef) -> Option<usize> {
-        crate::baker::BakerThread::with_current(|baker| match baker {
-            Some(baker) if baker.belongs_to(self) => {
-                baker.push(job);
-                Some(baker.index())
+            fence(Ordering::SeqCst);
+            if self.closed.load(Ordering::Relaxed) {
+                if let Some(func) = task.reject() {
+                    drop(task.into_handle());
+                    return Err(func);
+                }
             }
-            _ => {
-                self.injector.push(job);
-                None
-            }
+            self.sleep.new_work(|| self.holds_one(home));
+            Ok(task.into_handle())
         })
     }
 

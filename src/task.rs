@@ -17,6 +17,7 @@
 //! | `CLOSED`    | the closure will never run (cancelled, rejected), or the outcome was taken |
 //! | `REJECTED`  | with `CLOSED`: it was rejected rather than cancelled           |
 //! | `AWAITER`   | a waiter may be registered in the waiter slot                  |
+//! | bits 16 and up | the baker whose own deque got the order (plus one), or 0   |
 //!
 //! An order is *pending* while none of `RUNNING`, `COMPLETED` and `CLOSED` is
 //! set. From pending exactly one transition wins, by compare-and-swap:
@@ -45,11 +46,13 @@
 //! rejected stays in its queue until some baker pops it; that baker sees the
 //! order is not pending and only drops the queue's reference.
 //!
-//! One path needs no atomics at all: a baker that joins an order it has
-//! just submitted pops the order's entry straight back off its own deque
-//! (`RawOrder::join_popped`). It then holds both references, no other
-//! thread can reach the block, and it runs the closure, takes the outcome
-//! and frees the block with plain loads and stores.
+//! One path needs no atomics at all: a baker that joins an order it
+//! submitted itself, still pending, pops its own deque down to the order's
+//! entry (running whatever was pushed after it) and takes the entry back
+//! (`RawOrder::join_popped`). It then holds both references, no other thread
+//! can reach the block, and it runs the closure, takes the outcome and frees
+//! the block with plain loads and stores. The state word's high bits record
+//! which baker's deque an order went to, so the joiner knows where to look.
 //!
 //! # Waking the waiter
 //!
@@ -81,6 +84,10 @@ const COMPLETED: usize = 1 << 3;
 const CLOSED: usize = 1 << 4;
 const REJECTED: usize = 1 << 5;
 const AWAITER: usize = 1 << 6;
+/// Above the flags: one more than the index of the baker whose deque the
+/// order was pushed onto, or zero for the injector. Set once, before the
+/// push; every transition keeps it.
+const HOME_SHIFT: u32 = 16;
 
 /// No claim, no outcome, not closed.
 const NOT_PENDING: usize = RUNNING | COMPLETED | CLOSED;
@@ -440,11 +447,13 @@ where
     T: Send,
     K: TaskKind,
 {
-    /// Allocates a task for `func`, accepted by the pool at address `pool`.
+    /// Allocates a task for `func`, accepted by the pool at address `pool`,
+    /// to be pushed onto baker `home`'s own deque (or the injector).
     #[inline]
-    pub(crate) fn new(func: F, kind: K, pool: usize) -> NewTask<F, T, K> {
+    pub(crate) fn new(func: F, kind: K, pool: usize, home: Option<usize>) -> NewTask<F, T, K> {
+        let home = home.map_or(0, |index| (index + 1) << HOME_SHIFT);
         NewTask {
-            task: Task::allocate(func, kind, pool, SCHEDULED | HANDLE),
+            task: Task::allocate(func, kind, pool, SCHEDULED | HANDLE | home),
         }
     }
 
@@ -526,6 +535,23 @@ impl<T> RawOrder<T> {
     #[inline]
     pub(crate) fn pool(&self) -> usize {
         self.header().pool
+    }
+
+    /// If nobody started or cancelled the order yet: the baker whose own
+    /// deque it was pushed onto, if any.
+    #[inline]
+    pub(crate) fn pending_at_home(&self) -> Option<usize> {
+        let state = self.header().load(Ordering::Acquire);
+        if state & NOT_PENDING != 0 {
+            return None;
+        }
+        (state >> HOME_SHIFT).checked_sub(1)
+    }
+
+    /// Whether the order is still pending.
+    #[inline]
+    pub(crate) fn is_pending(&self) -> bool {
+        self.header().load(Ordering::Acquire) & NOT_PENDING == 0
     }
 
     /// Whether the order has an outcome.

@@ -610,3 +610,31 @@ fn shutdown_timeout_reports_what_did_not_finish() {
         );
     }
 }
+
+#[test]
+fn install_runs_on_a_baker_and_borrows() {
+    let bakery = Bakery::new(2);
+    let mut numbers = vec![9, 4, 7, 1];
+    let ran_on = bakery.install(|| {
+        numbers.sort();
+        Baker::current().map(|baker| baker.index())
+    });
+    assert_eq!(numbers, [1, 4, 7, 9]);
+    assert!(ran_on.is_some());
+    // Nested: on a baker, `install` runs right there.
+    let same = bakery.install(|| {
+        let outer = Baker::current().unwrap().index();
+        let inner = bakery.install(|| Baker::current().unwrap().index());
+        outer == inner
+    });
+    assert!(same);
+    let caught = panic::catch_unwind(AssertUnwindSafe(|| bakery.install(|| panic!("installed"))));
+    assert_eq!(
+        *caught.unwrap_err().downcast::<&str>().unwrap(),
+        "installed"
+    );
+    // After a shutdown, the caller runs it.
+    let side_door = bakery.clone();
+    bakery.shutdown();
+    assert_eq!(side_door.install(|| 5), 5);
+}

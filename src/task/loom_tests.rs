@@ -54,6 +54,7 @@ fn task(runs: &Arc<Counter>) -> (JobRef, NewTask<impl FnOnce() -> Baked + Send, 
         },
         kind,
         0,
+        None,
     );
     // SAFETY: the one queue reference of the task.
     let job = unsafe { new.job_ref() };
@@ -200,7 +201,7 @@ fn a_polled_future_is_woken_by_completion() {
 fn a_detached_panic_reaches_the_kind_exactly_once() {
     loom::model(|| {
         let (kind, unobserved) = probe();
-        let new = NewTask::new(|| -> u8 { panic!("burnt") }, kind, 0);
+        let new = NewTask::new(|| -> u8 { panic!("burnt") }, kind, 0, None);
         // SAFETY: the one queue reference of the task.
         let job = unsafe { new.job_ref() };
         let order = new.into_handle();
