@@ -6,9 +6,10 @@
 //! finishes every accepted order, a loop that never looked would keep the
 //! shutdown waiting forever; this one notices it within one period and
 //! returns how many checks it made. It holds no `Bakery` handle of its own,
-//! so dropping the last handle would close the bakery just as well. The example asserts that the check ran
-//! several times, that every loaf was baked (including those still queued
-//! when the shutdown began), and that the shutdown returned in time.
+//! so dropping the last handle would close the bakery just as well. The
+//! example asserts that the check ran several times, that every loaf was
+//! baked (including those still queued when the shutdown began), and that the
+//! shutdown returned in time.
 //!
 //! Run it with `cargo run --release --example background`.
 

@@ -20,10 +20,13 @@
 //! joins, for a scope) keeps taking work while it waits, so a pool never
 //! deadlocks because its bakers wait on work that nobody is free to run. Each
 //! such wait nests the work it takes on the baker's stack. To keep that stack
-//! bounded, a baker already [`MAX_HELP_DEPTH`] waits deep takes only its
-//! *own* deque's work (which its own frames pushed and which nobody else is
-//! obliged to run) and otherwise sleeps until its wait ends. Its stack then
-//! grows only as deep as the program's own nesting.
+//! bounded, a baker already [`MAX_HELP_DEPTH`] waits deep stops looking at
+//! the injector and at other bakers' deques: it takes only what is on its
+//! own deque (what its own frames pushed, plus at most one batch it took
+//! from the injector earlier, which nobody else is obliged to run) and
+//! otherwise sleeps until its wait ends. Its stack then grows with the
+//! program's own nesting and that finite deque, not with everything queued
+//! in the pool.
 
 use crate::job::{JobRef, Mode};
 use crate::latch::Probe;
@@ -280,9 +283,10 @@ impl BakerThread {
                 continue;
             }
             // Under `shutdown_now` the injector may hold this baker's own
-            // forks, moved there by `Registry::cancel_queued_now`; everything
-            // else taken from it now is cancelled, not run, so the stack does
-            // not grow.
+            // forks, moved there by `Registry::cancel_queued_now`. Orders
+            // taken from it now are cancelled, not run; only work already
+            // under way (forks, scoped orders, carried `join`s and `install`s)
+            // still runs.
             if self.registry.mode() == Mode::Cancel {
                 if let Some(job) = self.take_injected() {
                     self.execute(job);
@@ -325,14 +329,17 @@ pub(crate) fn run(registry: Arc<Registry>, index: usize, worker: Worker<JobRef>)
     // pool, which must not keep running half-broken.
     let abort = AbortIfPanic;
     if let Some(hook) = &baker.registry.start_hook {
-        let _ = unwind::halt_unwinding(|| hook(index));
+        unwind::quietly(|| hook(index));
     }
     baker.main_loop();
     if let Some(hook) = &baker.registry.stop_hook {
-        let _ = unwind::halt_unwinding(|| hook(index));
+        unwind::quietly(|| hook(index));
     }
     std::mem::forget(abort);
+    // Work drained from here on runs as outside work: it cannot push onto
+    // this baker's deque, which nobody would empty any more.
     local::set(std::ptr::null());
+    baker.registry.baker_leaving();
     baker.registry.baker_left();
 }
 
@@ -459,8 +466,10 @@ impl Baker {
     /// use std::time::Duration;
     ///
     /// let bakery = bakery::Bakery::new(1);
-    /// let watcher = bakery.submit(|| {
+    /// let (started_tx, started) = std::sync::mpsc::channel();
+    /// let watcher = bakery.submit(move || {
     ///     let me = bakery::Baker::current().unwrap();
+    ///     started_tx.send(()).unwrap();
     ///     let mut rounds = 0;
     ///     while !me.is_closing() {
     ///         rounds += 1;
@@ -468,9 +477,10 @@ impl Baker {
     ///     }
     ///     rounds
     /// });
-    /// std::thread::sleep(Duration::from_millis(20));
+    /// started.recv().unwrap();
     /// drop(bakery); // the last handle: the bakery closes, and waits for the watcher
-    /// assert!(watcher.join().unwrap() > 0);
+    /// let rounds = watcher.join().unwrap();
+    /// println!("checked {rounds} times");
     /// ```
     pub fn is_closing(&self) -> bool {
         self.registry.is_closed()

@@ -128,13 +128,23 @@ impl Bakery {
     ///
     /// The order runs on some baker; from outside the bakery it enters the
     /// shared injector, from one of this bakery's bakers it goes onto that
-    /// baker's own deque (where idle bakers can steal it). If the bakery no
-    /// longer takes orders, the closure is dropped unrun and the handle
-    /// reports [`OrderError::Rejected`](crate::OrderError::Rejected); use
-    /// [`try_submit`](Bakery::try_submit) to get the closure back instead.
+    /// baker's own deque (where idle bakers can steal it).
+    ///
+    /// Once a shutdown has begun, an order from outside is refused: the
+    /// closure is dropped unrun and the handle reports
+    /// [`OrderError::Rejected`](crate::OrderError::Rejected) (use
+    /// [`try_submit`](Bakery::try_submit) to get the closure back instead).
+    /// An order submitted by one of this bakery's own bakers is still
+    /// accepted then: it is work in progress making more work, and its
+    /// baker runs it before going home.
     ///
     /// Exactly one allocation is made: the closure, its state and the slot
     /// for its value share one block with the handle's state.
+    ///
+    /// # Panics
+    ///
+    /// Re-raises a panic from the closure's destructor when the order is
+    /// refused (the closure is dropped on the calling thread).
     ///
     /// # Examples
     ///
@@ -166,7 +176,9 @@ impl Bakery {
     ///
     /// # Errors
     ///
-    /// [`TrySubmitError`] holding the closure, once a shutdown has begun.
+    /// [`TrySubmitError`] holding the closure, once a shutdown has begun
+    /// (unless called from one of this bakery's own bakers, see
+    /// [`submit`](Bakery::submit)).
     ///
     /// # Examples
     ///
@@ -297,10 +309,12 @@ impl Bakery {
     /// Stops taking orders, lets the bakers finish every queued order, and
     /// waits until they all went home.
     ///
-    /// Affects every clone of this handle: later submissions through them are
-    /// rejected. Called from one of this bakery's own bakers, it cannot wait
-    /// for them (one of them is the caller): it closes the bakery and
-    /// returns, and the bakers still finish every queued order.
+    /// Affects every clone of this handle: later submissions through them
+    /// from outside the bakery are rejected (orders the bakers submit while
+    /// finishing their work are still taken). Called from one of this
+    /// bakery's own bakers, it cannot wait for them (one of them is the
+    /// caller): it closes the bakery and returns, and the bakers still finish
+    /// every queued order.
     ///
     /// # Examples
     ///
@@ -321,9 +335,12 @@ impl Bakery {
     /// even while every baker is busy), and waits for the orders already
     /// running.
     ///
-    /// The forks of a `join` already under way are not orders and still run.
-    /// Called from one of this bakery's bakers, it closes the bakery and
-    /// returns without waiting, as [`shutdown`](Bakery::shutdown) does.
+    /// Work that belongs to work already under way still runs: the forks of
+    /// a [`join`](Bakery::join), scoped orders (their scope is running), and
+    /// a `join` or [`install`](Bakery::install) carried in from outside (its
+    /// caller is waiting for it). Called from one of this bakery's bakers,
+    /// it closes the bakery and returns without waiting, as
+    /// [`shutdown`](Bakery::shutdown) does.
     ///
     /// # Examples
     ///
@@ -333,7 +350,11 @@ impl Bakery {
     /// let bakery = bakery::Bakery::new(1);
     /// let (started_tx, started) = mpsc::channel();
     /// let (go_tx, go) = mpsc::channel::<()>();
-    /// let running = bakery.submit(move || { started_tx.send(()).unwrap(); go.recv().unwrap(); "done" });
+    /// let running = bakery.submit(move || {
+    ///     started_tx.send(()).unwrap();
+    ///     go.recv().unwrap();
+    ///     "done"
+    /// });
     /// let queued = bakery.submit(|| "never baked");
     /// started.recv().unwrap();
     /// let closer = std::thread::spawn(move || bakery.shutdown_now());
@@ -349,6 +370,8 @@ impl Bakery {
     }
 
     /// Like [`shutdown`](Bakery::shutdown), but waits at most `timeout`.
+    /// Called from one of this bakery's own bakers, it cannot wait at all
+    /// and reports at once.
     ///
     /// # Errors
     ///
@@ -369,10 +392,12 @@ impl Bakery {
     /// ```
     pub fn shutdown_timeout(mut self, timeout: Duration) -> Result<(), ShutdownTimeoutError> {
         self.registry.close(false);
-        let deadline = Instant::now().checked_add(timeout);
-        if self.on_own_baker() {
-            return Ok(());
-        }
+        let deadline = if self.on_own_baker() {
+            // A baker cannot wait for itself: report at once.
+            Some(Instant::now())
+        } else {
+            Instant::now().checked_add(timeout)
+        };
         match self.registry.wait_for_bakers(deadline) {
             Ok(()) => Ok(()),
             Err(busy_bakers) => {

@@ -44,6 +44,14 @@ pub struct BakeryBuilder {
 }
 
 impl Default for BakeryBuilder {
+    /// The same as [`BakeryBuilder::new`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let builder = bakery::BakeryBuilder::default();
+    /// assert!(builder.bakers(1).build().is_ok());
+    /// ```
     fn default() -> Self {
         BakeryBuilder::new()
     }

@@ -446,7 +446,7 @@ impl ShutdownTimeoutError {
     /// ```
     /// use std::time::Duration;
     ///
-    /// let bakery = bakery::Bakery::new(2);
+    /// let bakery = bakery::Bakery::new(1);
     /// let (tx, rx) = std::sync::mpsc::channel::<()>();
     /// let long = bakery.submit(move || rx.recv().is_ok());
     /// let report = bakery.shutdown_timeout(Duration::from_millis(20)).unwrap_err();
@@ -458,8 +458,9 @@ impl ShutdownTimeoutError {
         self.busy_bakers
     }
 
-    /// How many orders were still waiting in the queues when time ran out
-    /// (a snapshot: the bakers keep working through them).
+    /// How many entries were still waiting in the queues when time ran out:
+    /// a snapshot (the bakers keep working through them), which can also
+    /// count entries of orders already cancelled or run elsewhere.
     ///
     /// # Examples
     ///
@@ -467,8 +468,13 @@ impl ShutdownTimeoutError {
     /// use std::time::Duration;
     ///
     /// let bakery = bakery::Bakery::new(1);
+    /// let (started_tx, started) = std::sync::mpsc::channel();
     /// let (tx, rx) = std::sync::mpsc::channel::<()>();
-    /// let long = bakery.submit(move || rx.recv().is_ok());
+    /// let long = bakery.submit(move || {
+    ///     started_tx.send(()).unwrap();
+    ///     rx.recv().is_ok()
+    /// });
+    /// started.recv().unwrap();
     /// let queued: Vec<_> = (0..3).map(|i| bakery.submit(move || i)).collect();
     /// let report = bakery.shutdown_timeout(Duration::from_millis(20)).unwrap_err();
     /// assert_eq!(report.queued_orders(), 3);

@@ -27,6 +27,9 @@ pub(crate) enum Mode {
     /// Cancel it if it can be cancelled; otherwise leave it untouched and
     /// report that it was not consumed.
     CancelOnly,
+    /// No baker is left to run it (the pool closed and its bakers went
+    /// home): reject it if it can be cancelled, run it here otherwise.
+    Reject,
 }
 
 /// A job that can sit in a queue behind a [`JobRef`].
@@ -72,8 +75,8 @@ impl JobRef {
         self.pointer.as_ptr()
     }
 
-    /// Runs the job (`Mode::Run`), or cancels it if it can be cancelled and
-    /// runs it otherwise (`Mode::Cancel`).
+    /// Runs the job (`Mode::Run`), or cancels (`Mode::Cancel`) or rejects
+    /// (`Mode::Reject`) it if it can be cancelled and runs it otherwise.
     #[inline]
     pub(crate) fn execute(self, mode: Mode) {
         debug_assert_ne!(mode, Mode::CancelOnly);

@@ -33,9 +33,10 @@ struct Carrier;
 impl TaskKind for Carrier {
     const CANCELLABLE: bool = false;
 
-    fn unobserved_panic(&self, _panic: crate::error::PanicError) {
+    fn unobserved_panic(&self, panic: crate::error::PanicError) {
         // The caller always takes the outcome; a panic dropping leftovers of
         // a finished fork-join has nobody to go to.
+        crate::unwind::quietly(|| drop(panic));
     }
 
     fn released(self) {}
@@ -157,6 +158,7 @@ where
         // The bakers may be gone before they see the task: run it here unless
         // one of them already started it.
         order.run_here();
+        registry.drain_if_deserted();
     } else {
         registry.sleep.new_work(|| registry.holds_one(None));
     }

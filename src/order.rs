@@ -24,9 +24,12 @@ impl TaskKind for OrderKind {
     const CANCELLABLE: bool = true;
 
     fn unobserved_panic(&self, panic: PanicError) {
-        if let Some(handler) = &self.panic_handler {
-            // A panicking panic handler has nowhere left to report to.
-            let _ = unwind::halt_unwinding(|| handler(panic));
+        // A panicking panic handler has nowhere left to report to, and
+        // without a handler the payload is dropped here, where its own
+        // destructor must not unwind into the pool.
+        match &self.panic_handler {
+            Some(handler) => unwind::quietly(|| handler(panic)),
+            None => unwind::quietly(|| drop(panic)),
         }
     }
 
@@ -46,12 +49,6 @@ impl<T> Probe for RawOrder<T> {
     fn unregister(&self) {
         RawOrder::unregister(self);
     }
-}
-
-/// What a handle's non-blocking and bounded waits found.
-pub(crate) enum Attempt<T> {
-    Done(Result<T, OrderError>),
-    Pending,
 }
 
 impl<T> RawOrder<T> {
@@ -82,6 +79,11 @@ impl<T> RawOrder<T> {
                     // Not in this baker's deque: claim it where it sits, or
                     // wait for it while working.
                     if !self.run_here() {
+                        assert!(
+                            !self.runs_beneath_caller(),
+                            "joining this order would deadlock: it runs further down this \
+                             baker's own stack, waiting on work that is waiting on it"
+                        );
                         latch::wait(&self);
                     }
                     None
@@ -98,21 +100,14 @@ impl<T> RawOrder<T> {
         self.into_outcome()
     }
 
-    /// Takes the outcome if there is one.
-    pub(crate) fn try_join(&mut self) -> Attempt<T> {
-        match self.take_outcome() {
-            Some(outcome) => Attempt::Done(outcome),
-            None => Attempt::Pending,
-        }
-    }
-
-    /// Parks until the outcome is ready or `timeout` passes; never runs the
-    /// order or other work on the calling thread.
-    pub(crate) fn join_timeout(&mut self, timeout: Duration) -> Attempt<T> {
+    /// Parks until the outcome is ready or `timeout` passes, then takes it
+    /// if there is one; never runs the order or other work on the calling
+    /// thread.
+    pub(crate) fn join_timeout(&mut self, timeout: Duration) -> Option<Result<T, OrderError>> {
         // A timeout too large for `Instant` waits as long as it takes.
         let deadline = Instant::now().checked_add(timeout);
         latch::park_until(&*self, deadline);
-        self.try_join()
+        self.take_outcome()
     }
 
     /// One `poll` of the handle as a future.
@@ -166,14 +161,22 @@ impl<T> RawOrder<T> {
 /// # Ok::<(), bakery::OrderError>(())
 /// ```
 ///
-/// An `Order` can be sent to another thread when its value can:
+/// An `Order` can be sent to another thread only when its value can:
 ///
 /// ```compile_fail
 /// fn assert_send<T: Send>(_: T) {}
+/// fn hand_over(order: bakery::Order<std::rc::Rc<u8>>) {
+///     assert_send(order);
+/// }
+/// ```
+///
+/// and a closure that captures something that cannot cross threads cannot
+/// be submitted at all:
+///
+/// ```compile_fail
 /// let bakery = bakery::Bakery::new(1);
-/// // `Order<Rc<_>>` cannot even be created: the value would cross threads.
-/// let order = bakery.submit(|| std::rc::Rc::new(5));
-/// assert_send(order);
+/// let shared = std::rc::Rc::new(5);
+/// let order = bakery.submit(move || *shared + 1);
 /// ```
 #[must_use = "dropping an `Order` detaches it: the order still runs, but its outcome is lost"]
 pub struct Order<T> {
@@ -200,6 +203,16 @@ impl<T> Order<T> {
     /// [`OrderError::Panicked`] if the closure panicked,
     /// [`OrderError::Cancelled`] if the order was cancelled before it
     /// started, [`OrderError::Rejected`] if the bakery no longer took orders.
+    ///
+    /// # Panics
+    ///
+    /// If the order runs further down the calling baker's own stack: the
+    /// order (directly, or through orders it waits for) waits for the very
+    /// order that now joins it, so waiting could never end. This happens
+    /// only when handles are passed around so that orders wait for each
+    /// other in a cycle, and one of them was picked up by a baker while it
+    /// waited. Also if the order was already polled to completion as a
+    /// [`Future`].
     ///
     /// # Examples
     ///
@@ -238,6 +251,10 @@ impl<T> Order<T> {
     /// yet; [`TryJoinError::Failed`] if the order finished without a value
     /// (see [`join`](Order::join)).
     ///
+    /// # Panics
+    ///
+    /// If the order was already polled to completion as a [`Future`].
+    ///
     /// # Examples
     ///
     /// ```
@@ -251,9 +268,9 @@ impl<T> Order<T> {
     /// assert_eq!(order.join().unwrap(), "bread");
     /// ```
     pub fn try_join(mut self) -> Result<T, TryJoinError<Order<T>>> {
-        match self.raw.try_join() {
-            Attempt::Done(outcome) => outcome.map_err(TryJoinError::Failed),
-            Attempt::Pending => Err(TryJoinError::NotFinished(self)),
+        match self.raw.take_outcome() {
+            Some(outcome) => outcome.map_err(TryJoinError::Failed),
+            None => Err(TryJoinError::NotFinished(self)),
         }
     }
 
@@ -262,13 +279,20 @@ impl<T> Order<T> {
     ///
     /// Unlike [`join`](Order::join), it never runs the order or other work
     /// on the calling thread, so it returns close to the deadline even on a
-    /// baker.
+    /// baker. On a baker, that includes an order still queued on that
+    /// baker's own deque: on a one-baker bakery such an order cannot start
+    /// while the baker waits, so the wait times out (and with
+    /// [`Duration::MAX`] never ends). Use [`join`](Order::join) there.
     ///
     /// # Errors
     ///
     /// [`JoinTimeoutError::Timeout`] with the handle if the order has no
     /// outcome when time runs out; [`JoinTimeoutError::Failed`] if it
     /// finished without a value (see [`join`](Order::join)).
+    ///
+    /// # Panics
+    ///
+    /// If the order was already polled to completion as a [`Future`].
     ///
     /// # Examples
     ///
@@ -281,8 +305,8 @@ impl<T> Order<T> {
     /// ```
     pub fn join_timeout(mut self, timeout: Duration) -> Result<T, JoinTimeoutError<Order<T>>> {
         match self.raw.join_timeout(timeout) {
-            Attempt::Done(outcome) => outcome.map_err(JoinTimeoutError::Failed),
-            Attempt::Pending => Err(JoinTimeoutError::Timeout(self)),
+            Some(outcome) => outcome.map_err(JoinTimeoutError::Failed),
+            None => Err(JoinTimeoutError::Timeout(self)),
         }
     }
 

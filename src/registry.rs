@@ -28,8 +28,17 @@
 //! outcome, in every interleaving.
 //!
 //! A rejected order's queue entry stays where it was pushed until a baker pops
-//! it (and only drops the reference) or the registry is dropped and drains
-//! the injector.
+//! it (and only drops the reference). So that no entry outlives the bakers,
+//! the last baker to leave drains the injector, and a submitter that finds
+//! the pool closed after its push drains it too if no baker is left: of the
+//! two, whoever comes second in the fences' order sees the other's work.
+//! Draining rejects what is still pending, except work that cannot be
+//! refused (a scoped order, or a fork-join or `install` carried in from
+//! outside), which runs on the draining thread.
+//!
+//! Orders submitted by the pool's own bakers while it closes (work in
+//! progress making more work) are still accepted onto their own deques: a
+//! baker leaves only with an empty deque.
 //!
 //! Orders already queued when the shutdown starts still run; with
 //! `shutdown_now` (`cancel_queued`) the bakers cancel each order they take
@@ -59,6 +68,9 @@ pub(crate) struct Registry {
     pub(crate) stop_hook: Option<Hook>,
     /// Live `Bakery` handles; the last one to go shuts the pool down.
     pub(crate) handles: AtomicUsize,
+    /// Bakers that have not left their main loop; the last one out drains
+    /// the injector (see the module docs).
+    present: AtomicUsize,
     /// Bakers whose thread has not finished its main loop yet.
     alive: Mutex<usize>,
     gone: Condvar,
@@ -88,6 +100,7 @@ impl Registry {
             start_hook: parts.start_hook,
             stop_hook: parts.stop_hook,
             handles: AtomicUsize::new(1),
+            present: AtomicUsize::new(bakers),
             alive: Mutex::new(bakers),
             gone: Condvar::new(),
             threads: Mutex::new(Vec::new()),
@@ -136,13 +149,15 @@ impl Registry {
         T: Send,
         K: TaskKind,
     {
-        if self.is_closed() {
-            return Err(func);
-        }
         crate::baker::BakerThread::with_current(|baker| {
             // From one of this pool's bakers the order goes onto its own
-            // deque; from anywhere else, into the injector.
+            // deque, even while the pool closes: that baker does not leave
+            // before its deque is empty. From anywhere else it goes into the
+            // injector, and only while the pool is open.
             let local = baker.filter(|baker| baker.belongs_to(self));
+            if local.is_none() && self.is_closed() {
+                return Err(func);
+            }
             let home = local.map(|baker| baker.index());
             let task = NewTask::new(func, kind(), self.id(), home);
             // SAFETY: the only queue reference of this task.
@@ -152,8 +167,10 @@ impl Registry {
                 None => self.injector.push(job),
             }
             fence(Ordering::SeqCst);
-            if self.closed.load(Ordering::Relaxed) {
-                if let Some(func) = task.reject() {
+            if local.is_none() && self.closed.load(Ordering::Relaxed) {
+                let refused = task.reject();
+                self.drain_if_deserted();
+                if let Some(func) = refused {
                     drop(task.into_handle());
                     return Err(func);
                 }
@@ -221,8 +238,46 @@ impl Registry {
             }
             // Wake every baker, including one waiting deep in a join for one
             // of these forks (it sleeps as `Waiting`, which work alone does
-            // not wake; see `BakerThread::wait_own_work_only`).
+            // not wake; see `BakerThread::wait_own_work_only`). If they all
+            // left meanwhile, nobody else will take what was put back.
             self.sleep.wake_all();
+            self.drain_if_deserted();
+        }
+    }
+
+    /// A baker is leaving its main loop for good. The last one out drains
+    /// the injector, so that nothing pushed there while the bakers were
+    /// leaving is stranded.
+    pub(crate) fn baker_leaving(&self) {
+        if self.present.fetch_sub(1, Ordering::SeqCst) == 1 {
+            fence(Ordering::SeqCst);
+            self.drain_injector();
+        }
+    }
+
+    /// After pushing to the injector and finding the pool closed: if every
+    /// baker has left, drain the injector here. Either this reads `present`
+    /// after the last baker's decrement and drains, or that baker's drain
+    /// comes after this push in the fences' order and sees it.
+    pub(crate) fn drain_if_deserted(&self) {
+        fence(Ordering::SeqCst);
+        if self.present.load(Ordering::SeqCst) == 0 {
+            self.drain_injector();
+        }
+    }
+
+    /// Empties the injector with no baker left to run what is in it:
+    /// orders still pending are rejected, work that cannot be refused (a
+    /// scoped order, a fork-join or `install` carried in from outside) runs
+    /// on the calling thread, and entries of orders that already ran only
+    /// give up their reference.
+    fn drain_injector(&self) {
+        loop {
+            match self.injector.steal() {
+                Steal::Success(job) => job.execute(Mode::Reject),
+                Steal::Empty => break,
+                Steal::Retry => {}
+            }
         }
     }
 
@@ -273,15 +328,9 @@ impl Registry {
 
 impl Drop for Registry {
     fn drop(&mut self) {
-        // Every baker has left. What remains in the injector are entries of
-        // orders that a joiner ran, or that a submitter rejected after the
-        // pool closed: executing them drops the queue's reference.
-        loop {
-            match self.injector.steal() {
-                Steal::Success(job) => job.execute(Mode::Cancel),
-                Steal::Empty => break,
-                Steal::Retry => {}
-            }
-        }
+        // Every baker has left and drained the injector on its way out;
+        // whatever a submitter pushed since was drained by that submitter.
+        // This is the last safety net.
+        self.drain_injector();
     }
 }

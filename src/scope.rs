@@ -26,7 +26,6 @@
 
 use crate::error::{JoinTimeoutError, OrderError, PanicError, TryJoinError};
 use crate::latch::{self, Probe};
-use crate::order::Attempt;
 use crate::registry::Registry;
 use crate::sync::{AtomicBool, AtomicUsize, Mutex, Ordering};
 use crate::task::{self, RawOrder, TaskKind};
@@ -133,7 +132,9 @@ impl ScopedKind {
 }
 
 impl TaskKind for ScopedKind {
-    const CANCELLABLE: bool = true;
+    /// A scoped order is part of work already in progress, like a fork:
+    /// `shutdown_now` lets it run. Its handle can still cancel it.
+    const CANCELLABLE: bool = false;
 
     fn unobserved_panic(&self, panic: PanicError) {
         let mut first = self.data().panic.lock();
@@ -198,8 +199,11 @@ impl<'scope, 'env> Scope<'scope, 'env> {
     /// Submits an order that may borrow anything that outlives the scope.
     ///
     /// It runs on the bakery like any order, and finishes before the scope
-    /// ends. If the bakery no longer takes orders, the handle reports
-    /// [`OrderError::Rejected`].
+    /// ends. A scoped order is never rejected: if the bakery no longer takes
+    /// orders from the calling thread, it runs right here, on the caller;
+    /// and `shutdown_now` lets queued scoped orders run, as part of the work
+    /// in progress. Only its handle's [`cancel`](ScopedOrder::cancel) can
+    /// stop it.
     ///
     /// # Examples
     ///
@@ -223,10 +227,9 @@ impl<'scope, 'env> Scope<'scope, 'env> {
             .try_submit(order, || ScopedKind::new(&self.data))
         {
             Ok(raw) => raw,
-            Err(order) => {
-                drop(order);
-                task::rejected(ScopedKind::new(&self.data), self.registry.id())
-            }
+            // The pool no longer takes orders from this thread: run it here,
+            // so that scoped work is never lost.
+            Err(order) => task::run_now(order, ScopedKind::new(&self.data), self.registry.id()),
         };
         ScopedOrder {
             raw,
@@ -297,8 +300,15 @@ impl<'scope, T> ScopedOrder<'scope, T> {
     ///
     /// # Errors
     ///
-    /// [`OrderError::Panicked`], [`OrderError::Cancelled`] or
-    /// [`OrderError::Rejected`], as for [`Order::join`](crate::Order::join).
+    /// [`OrderError::Panicked`] or [`OrderError::Cancelled`], as for
+    /// [`Order::join`](crate::Order::join). A scoped order is never
+    /// rejected.
+    ///
+    /// # Panics
+    ///
+    /// As [`Order::join`](crate::Order::join): if the order runs further
+    /// down the calling baker's own stack, or was already polled to
+    /// completion.
     ///
     /// # Examples
     ///
@@ -319,6 +329,10 @@ impl<'scope, T> ScopedOrder<'scope, T> {
     /// [`TryJoinError::NotFinished`] with the handle, or
     /// [`TryJoinError::Failed`], as for [`Order::try_join`](crate::Order::try_join).
     ///
+    /// # Panics
+    ///
+    /// If the order was already polled to completion.
+    ///
     /// # Examples
     ///
     /// ```
@@ -337,9 +351,9 @@ impl<'scope, T> ScopedOrder<'scope, T> {
     /// assert_eq!(doubled, 42);
     /// ```
     pub fn try_join(mut self) -> Result<T, TryJoinError<ScopedOrder<'scope, T>>> {
-        match self.raw.try_join() {
-            Attempt::Done(outcome) => outcome.map_err(TryJoinError::Failed),
-            Attempt::Pending => Err(TryJoinError::NotFinished(self)),
+        match self.raw.take_outcome() {
+            Some(outcome) => outcome.map_err(TryJoinError::Failed),
+            None => Err(TryJoinError::NotFinished(self)),
         }
     }
 
@@ -351,6 +365,10 @@ impl<'scope, T> ScopedOrder<'scope, T> {
     /// [`JoinTimeoutError::Timeout`] with the handle, or
     /// [`JoinTimeoutError::Failed`], as for
     /// [`Order::join_timeout`](crate::Order::join_timeout).
+    ///
+    /// # Panics
+    ///
+    /// If the order was already polled to completion.
     ///
     /// # Examples
     ///
@@ -369,8 +387,8 @@ impl<'scope, T> ScopedOrder<'scope, T> {
         timeout: Duration,
     ) -> Result<T, JoinTimeoutError<ScopedOrder<'scope, T>>> {
         match self.raw.join_timeout(timeout) {
-            Attempt::Done(outcome) => outcome.map_err(JoinTimeoutError::Failed),
-            Attempt::Pending => Err(JoinTimeoutError::Timeout(self)),
+            Some(outcome) => outcome.map_err(JoinTimeoutError::Failed),
+            None => Err(JoinTimeoutError::Timeout(self)),
         }
     }
 

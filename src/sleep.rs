@@ -241,9 +241,8 @@ impl Sleep {
     }
 
     /// Wakes baker `index` whatever it sleeps for (its latch was set).
-    /// Returns whether it was asleep.
-    pub(crate) fn wake_specific(&self, index: usize) -> bool {
-        self.wake(index, true)
+    pub(crate) fn wake_specific(&self, index: usize) {
+        self.wake(index, true);
     }
 
     /// Wakes one baker sleeping as `Idle`, if any.

@@ -110,7 +110,6 @@ pub(crate) trait TaskKind: Send {
 }
 
 /// The part of every task that does not depend on its types.
-#[repr(C)]
 pub(crate) struct Header {
     state: AtomicUsize,
     waiter: WaiterSlot,
@@ -118,6 +117,11 @@ pub(crate) struct Header {
     /// The address of the registry that accepted the order; compared, never
     /// dereferenced.
     pool: usize,
+    /// The identity of the baker that claimed the order (see
+    /// [`crate::sync::local`]), or 0. Written only by the claimant, after
+    /// its claim, so a baker that reads its own identity here while the
+    /// order is `RUNNING` knows the order runs beneath it on its own stack.
+    runner: AtomicUsize,
 }
 
 /// The typed operations a handle needs without knowing the closure's type.
@@ -154,7 +158,7 @@ impl Header {
         self.state.load(order)
     }
 
-    /// pending → `RUNNING`.
+    /// pending → `RUNNING`, recording the claiming thread.
     #[inline]
     fn claim(&self) -> bool {
         let mut state = self.state.load(Ordering::Acquire);
@@ -168,7 +172,11 @@ impl Header {
                 Ordering::Acquire,
                 Ordering::Acquire,
             ) {
-                Ok(_) => return true,
+                Ok(_) => {
+                    self.runner
+                        .store(crate::sync::local::get() as usize, Ordering::Relaxed);
+                    return true;
+                }
                 Err(actual) => state = actual,
             }
         }
@@ -256,6 +264,7 @@ where
                     waiter: WaiterSlot::new(),
                     vtable: &Self::VTABLE,
                     pool,
+                    runner: AtomicUsize::new(0),
                 },
                 output: UnsafeCell::new(MaybeUninit::uninit()),
             },
@@ -289,13 +298,15 @@ where
         });
     }
 
-    /// The `JobRef` side: a baker took the task from a queue.
+    /// The `JobRef` side: a baker (or a drain) took the task from a queue.
     fn execute_from_queue(this: NonNull<Self>, mode: Mode) -> bool {
         let header = Self::header(this);
-        if mode == Mode::CancelOnly && !K::CANCELLABLE {
-            return false;
-        }
-        if mode == Mode::Run || !K::CANCELLABLE {
+        let run = match mode {
+            Mode::Run => true,
+            Mode::CancelOnly if !K::CANCELLABLE => return false,
+            Mode::Cancel | Mode::CancelOnly | Mode::Reject => !K::CANCELLABLE,
+        };
+        if run {
             if header.claim() {
                 Self::run_claimed(this);
                 let (previous, released) = header.complete(true);
@@ -309,9 +320,12 @@ where
                 }
                 header.notify_if_awaited(previous);
             }
-        } else if let Some(previous) = header.close_pending(0) {
-            Self::drop_closure_caught(this);
-            header.notify_if_awaited(previous);
+        } else {
+            let reason = if mode == Mode::Reject { REJECTED } else { 0 };
+            if let Some(previous) = header.close_pending(reason) {
+                Self::drop_closure_caught(this);
+                header.notify_if_awaited(previous);
+            }
         }
         Self::release(this, SCHEDULED);
         true
@@ -512,6 +526,24 @@ where
     }
 }
 
+/// Runs `func` right here as an order that never saw a queue, and returns
+/// its handle, already finished: for a scoped order on a closed pool, which
+/// must not be lost.
+pub(crate) fn run_now<F, T, K>(func: F, kind: K, pool: usize) -> RawOrder<T>
+where
+    F: FnOnce() -> T + Send,
+    T: Send,
+    K: TaskKind,
+{
+    let order = RawOrder {
+        core: Task::allocate(func, kind, pool, HANDLE).cast(),
+        _marker: PhantomData,
+    };
+    let ran = order.run_here();
+    debug_assert!(ran, "nobody else can reach a task that never saw a queue");
+    order
+}
+
 /// The handle's reference to a task, typed by its output only.
 pub(crate) struct RawOrder<T> {
     core: NonNull<Core<T>>,
@@ -546,6 +578,16 @@ impl<T> RawOrder<T> {
             return None;
         }
         (state >> HOME_SHIFT).checked_sub(1)
+    }
+
+    /// Whether the order is running on the calling baker's own stack, beneath
+    /// the caller: waiting for it there could never end.
+    pub(crate) fn runs_beneath_caller(&self) -> bool {
+        let header = self.header();
+        let me = crate::sync::local::get() as usize;
+        me != 0
+            && header.load(Ordering::Acquire) & RUNNING != 0
+            && header.runner.load(Ordering::Relaxed) == me
     }
 
     /// Whether the order is still pending.

@@ -20,6 +20,17 @@ where
     panic::catch_unwind(AssertUnwindSafe(f))
 }
 
+/// Runs `f` and discards a panic it raises, even one whose payload panics
+/// again when dropped: for user code whose failure has nobody left to go
+/// to (hooks, a panic handler, a waker, a leftover value).
+pub(crate) fn quietly<F: FnOnce()>(f: F) {
+    if let Err(payload) = halt_unwinding(f) {
+        if let Err(again) = halt_unwinding(move || drop(payload)) {
+            std::mem::forget(again);
+        }
+    }
+}
+
 /// Re-raises a caught panic.
 pub(crate) fn resume_unwinding(payload: Payload) -> ! {
     panic::resume_unwind(payload)

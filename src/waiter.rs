@@ -35,7 +35,7 @@ impl Waiter {
         match self {
             Waiter::Thread(thread) => thread.unpark(),
             Waiter::Waker(waker) => {
-                let _ = unwind::halt_unwinding(|| waker.wake());
+                unwind::quietly(|| waker.wake());
             }
             Waiter::Baker { registry, index } => {
                 registry.sleep.wake_specific(index);
@@ -51,7 +51,6 @@ impl Waiter {
 }
 
 /// The slot where a waiter registers.
-#[derive(Default)]
 pub(crate) struct WaiterSlot {
     slot: Mutex<Option<Waiter>>,
 }

@@ -175,3 +175,41 @@ fn scope_waits_for_its_last_order() {
         });
     }
 }
+
+/// `shutdown_now` racing an `install` from outside: the carried work cannot
+/// be cancelled, so either a baker runs it, or the drain puts it back and,
+/// if every baker left meanwhile, runs it itself. The caller always gets
+/// its value.
+#[test]
+fn shutdown_now_races_install() {
+    loom::model(|| {
+        let bakery = Bakery::new(1);
+        let side_door = bakery.clone();
+        let installer = loom::thread::spawn(move || side_door.install(|| 7));
+        bakery.shutdown_now();
+        assert_eq!(installer.join().unwrap(), 7);
+    });
+}
+
+/// A scope opened from outside while the bakery shuts down: every scoped
+/// order runs (on a baker, or on the caller once the bakery is closed), and
+/// the scope returns.
+#[test]
+fn scope_races_shutdown() {
+    loom::model(|| {
+        let bakery = Bakery::new(1);
+        let side_door = bakery.clone();
+        let ran = Arc::new(AtomicUsize::new(0));
+        let opener = {
+            let ran = ran.clone();
+            loom::thread::spawn(move || {
+                side_door.scope(|s| {
+                    s.submit(|| ran.fetch_add(1, Ordering::SeqCst));
+                });
+            })
+        };
+        bakery.shutdown();
+        opener.join().unwrap();
+        assert_eq!(ran.load(Ordering::SeqCst), 1);
+    });
+}

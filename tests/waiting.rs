@@ -638,3 +638,80 @@ fn install_runs_on_a_baker_and_borrows() {
     bakery.shutdown();
     assert_eq!(side_door.install(|| 5), 5);
 }
+
+#[test]
+fn joining_an_order_running_beneath_on_the_same_baker_panics_instead_of_hanging() {
+    let bakery = Arc::new(Bakery::new(2));
+    let (waiting_tx, waiting) = mpsc::channel();
+    let (release_tx, release) = mpsc::channel::<()>();
+    let (blocked_tx, blocked) = mpsc::channel();
+    // X blocks one baker.
+    let x = bakery.submit(move || {
+        blocked_tx.send(()).unwrap();
+        release.recv().unwrap();
+    });
+    blocked.recv().unwrap();
+    // A, on the other baker, waits for X; while it waits, its baker takes C.
+    let a = bakery.submit(move || {
+        waiting_tx.send(()).unwrap();
+        x.join().unwrap();
+        "a"
+    });
+    waiting.recv().unwrap();
+    // C joins A: A runs beneath C on the same baker, so C could never go on.
+    let c = bakery.submit(move || a.join());
+    let error = c.join_timeout(PATIENCE).unwrap_err();
+    match error {
+        JoinTimeoutError::Failed(OrderError::Panicked(panic)) => {
+            assert!(
+                panic
+                    .message()
+                    .starts_with("joining this order would deadlock"),
+                "{}",
+                panic.message()
+            );
+        }
+        other => panic!("expected the deadlock to be refused: {other:?}"),
+    }
+    release_tx.send(()).unwrap();
+}
+
+#[test]
+fn a_scope_on_a_closed_bakery_runs_its_orders_on_the_caller() {
+    let bakery = Bakery::new(2);
+    let side_door = bakery.clone();
+    bakery.shutdown();
+    let mut done = [false; 4];
+    side_door.scope(|s| {
+        for flag in done.iter_mut() {
+            s.submit(move || {
+                assert!(Baker::current().is_none(), "no baker is left");
+                *flag = true;
+            });
+        }
+        assert_eq!(s.submit(|| 6).join().unwrap(), 6);
+    });
+    assert_eq!(done, [true; 4]);
+}
+
+#[test]
+fn orders_submitted_by_bakers_while_the_bakery_shuts_down_still_run() {
+    let bakery = Bakery::new(2);
+    let door = bakery.clone();
+    let (go_tx, go) = mpsc::channel::<()>();
+    let parent = bakery.submit(move || {
+        go.recv().unwrap();
+        // The bakery is closing now; work in progress may still make work.
+        assert!(door.is_closed());
+        let children: Vec<_> = (0..10).map(|i| door.submit(move || i * 2)).collect();
+        children.into_iter().map(|c| c.join().unwrap()).sum::<i32>()
+    });
+    let closer = bakery.clone();
+    let shutdown = std::thread::spawn(move || closer.shutdown());
+    while !bakery.is_closed() {
+        std::thread::yield_now();
+    }
+    go_tx.send(()).unwrap();
+    assert_eq!(parent.join().unwrap(), 90);
+    shutdown.join().unwrap();
+}
