@@ -88,10 +88,11 @@ impl BakerThread {
         Arc::as_ptr(&self.registry)
     }
 
-    /// Whether this baker works for `registry`'s pool.
+    /// Whether this baker works for the pool whose registry has identity
+    /// `pool` (see [`Registry::id`]).
     #[inline]
-    pub(crate) fn belongs_to(&self, registry: &Registry) -> bool {
-        std::ptr::eq(Arc::as_ptr(&self.registry), registry)
+    pub(crate) fn belongs_to(&self, pool: usize) -> bool {
+        self.registry.id() == pool
     }
 
     /// Pushes a job on the local deque.

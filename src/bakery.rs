@@ -72,10 +72,7 @@ impl Bakery {
     /// assert_eq!(bakery.bakers(), 4);
     /// ```
     pub fn new(bakers: usize) -> Bakery {
-        match BakeryBuilder::new().bakers(bakers).build() {
-            Ok(bakery) => bakery,
-            Err(error) => panic!("{error}"),
-        }
+        build_or_panic(BakeryBuilder::new().bakers(bakers))
     }
 
     /// A builder to configure the bakery before it starts.
@@ -159,14 +156,11 @@ impl Bakery {
         T: Send + 'static,
     {
         let registry = &*self.registry;
-        let kind = || OrderKind {
-            panic_handler: registry.panic_handler.clone(),
-        };
-        match registry.try_submit(order, kind) {
+        match registry.try_submit(order, || self.order_kind()) {
             Ok(raw) => Order::new(raw),
             Err(order) => {
                 drop(order);
-                Order::new(task::rejected(kind(), registry.id()))
+                Order::new(task::rejected(self.order_kind(), registry.id()))
             }
         }
     }
@@ -192,12 +186,8 @@ impl Bakery {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        let registry = &*self.registry;
-        let kind = || OrderKind {
-            panic_handler: registry.panic_handler.clone(),
-        };
-        registry
-            .try_submit(order, kind)
+        self.registry
+            .try_submit(order, || self.order_kind())
             .map(Order::new)
             .map_err(TrySubmitError)
     }
@@ -410,15 +400,30 @@ impl Bakery {
         }
     }
 
+    /// The kind of this bakery's plain orders.
+    fn order_kind(&self) -> OrderKind {
+        OrderKind {
+            panic_handler: self.registry.panic_handler.clone(),
+        }
+    }
+
     /// Whether the calling thread is one of this bakery's bakers.
     fn on_own_baker(&self) -> bool {
-        BakerThread::with_current(|baker| baker.is_some_and(|b| b.belongs_to(&self.registry)))
+        BakerThread::with_current(|baker| baker.is_some_and(|b| b.belongs_to(self.registry.id())))
     }
 
     fn wait_for_bakers(&self, deadline: Option<Instant>) {
         if !self.on_own_baker() {
             let _ = self.registry.wait_for_bakers(deadline);
         }
+    }
+}
+
+/// Builds, or panics with the build error's message.
+fn build_or_panic(builder: BakeryBuilder) -> Bakery {
+    match builder.build() {
+        Ok(bakery) => bakery,
+        Err(error) => panic!("{error}"),
     }
 }
 
@@ -468,10 +473,7 @@ impl Default for Bakery {
     /// assert!(bakery.bakers() >= 1);
     /// ```
     fn default() -> Self {
-        match BakeryBuilder::new().build() {
-            Ok(bakery) => bakery,
-            Err(error) => panic!("{error}"),
-        }
+        build_or_panic(BakeryBuilder::new())
     }
 }
 

@@ -51,7 +51,7 @@ where
     RB: Send,
 {
     BakerThread::with_current(|baker| match baker {
-        Some(baker) if baker.belongs_to(registry) => join_here(baker, a, b),
+        Some(baker) if baker.belongs_to(registry.id()) => join_here(baker, a, b),
         _ => join_cold(registry, a, b),
     })
 }
@@ -117,7 +117,7 @@ where
     let pool = registry.id();
     carry(registry, move || {
         BakerThread::with_current(|baker| match baker {
-            Some(baker) if baker.registry().id() == pool => join_here(baker, a, b),
+            Some(baker) if baker.belongs_to(pool) => join_here(baker, a, b),
             // Run by the caller itself because the pool is closing.
             _ => (a(), b()),
         })
@@ -132,7 +132,7 @@ where
     R: Send,
 {
     BakerThread::with_current(|baker| match baker {
-        Some(baker) if baker.belongs_to(registry) => op(),
+        Some(baker) if baker.belongs_to(registry.id()) => op(),
         _ => carry(registry, op),
     })
 }

@@ -60,7 +60,7 @@ impl<T> RawOrder<T> {
     pub(crate) fn join(self) -> Result<T, OrderError> {
         if !self.is_finished() {
             let popped = crate::baker::BakerThread::with_current(|baker| match baker {
-                Some(baker) if baker.registry().id() == self.pool() => {
+                Some(baker) if baker.belongs_to(self.pool()) => {
                     if self.pending_at_home() == Some(baker.index()) {
                         // Its entry is in this baker's own deque: pop down to
                         // it, running what was pushed after it, and run it

@@ -154,7 +154,7 @@ impl Registry {
             // deque, even while the pool closes: that baker does not leave
             // before its deque is empty. From anywhere else it goes into the
             // injector, and only while the pool is open.
-            let local = baker.filter(|baker| baker.belongs_to(self));
+            let local = baker.filter(|baker| baker.belongs_to(self.id()));
             if local.is_none() && self.is_closed() {
                 return Err(func);
             }
