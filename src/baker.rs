@@ -491,6 +491,15 @@ impl Baker {
 impl PartialEq for Baker {
     /// Two `Baker`s are equal when they describe the same baker of the same
     /// bakery.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let bakery = bakery::Bakery::new(1);
+    /// let first = bakery.submit(|| bakery::Baker::current().unwrap()).join().unwrap();
+    /// let second = bakery.submit(|| bakery::Baker::current().unwrap()).join().unwrap();
+    /// assert_eq!(first, second, "the same one baker");
+    /// ```
     fn eq(&self, other: &Baker) -> bool {
         self.index == other.index && Arc::ptr_eq(&self.registry, &other.registry)
     }

@@ -449,6 +449,22 @@ impl Drop for Bakery {
     /// Dropping the last handle shuts the bakery down like
     /// [`shutdown`](Bakery::shutdown): every queued order still runs, and
     /// the drop waits for the bakers, unless it happens on one of them.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicUsize, Ordering};
+    /// use std::sync::Arc;
+    ///
+    /// let baked = Arc::new(AtomicUsize::new(0));
+    /// let bakery = bakery::Bakery::new(2);
+    /// for _ in 0..10 {
+    ///     let baked = baked.clone();
+    ///     bakery.submit(move || baked.fetch_add(1, Ordering::SeqCst)).detach();
+    /// }
+    /// drop(bakery); // the last handle: waits for every queued order
+    /// assert_eq!(baked.load(Ordering::SeqCst), 10);
+    /// ```
     fn drop(&mut self) {
         if self.registry.handles.fetch_sub(1, Ordering::AcqRel) == 1 {
             self.registry.close(false);

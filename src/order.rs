@@ -396,6 +396,17 @@ impl<T> Future for Order<T> {
     /// # Panics
     ///
     /// If polled again after it returned a value.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let bakery = bakery::Bakery::new(1);
+    /// let proofed = pollster::block_on(async {
+    ///     let dough = bakery.submit(|| "dough");
+    ///     dough.await.map(|d| format!("proofed {d}"))
+    /// });
+    /// assert_eq!(proofed.unwrap(), "proofed dough");
+    /// ```
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         self.raw.poll_outcome(cx)
     }

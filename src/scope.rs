@@ -450,6 +450,15 @@ impl<T> Future for ScopedOrder<'_, T> {
     /// # Panics
     ///
     /// If polled again after it returned a value.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let bakery = bakery::Bakery::new(1);
+    /// let topping = String::from("poppy seeds");
+    /// let length = bakery.scope(|s| pollster::block_on(s.submit(|| topping.len())));
+    /// assert_eq!(length.unwrap(), 11);
+    /// ```
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         self.raw.poll_outcome(cx)
     }
