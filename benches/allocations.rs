@@ -16,13 +16,14 @@
 //! they allocate nothing after the warm-up. Every pool has one thread per CPU
 //! (`BAKERY_BENCH_THREADS` to change).
 
+mod common;
+
 use bakery::Bakery;
 use executors::Executor;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
-use std::thread;
 use std::time::{Duration, Instant};
 
 /// The system allocator, counting.
@@ -122,23 +123,8 @@ fn measure(scenario: &'static str, mut round: impl FnMut()) -> Row {
 
 fn main() {
     let started = Instant::now();
-    thread::Builder::new()
-        .name("watchdog".into())
-        .spawn(move || loop {
-            thread::sleep(Duration::from_secs(1));
-            if started.elapsed() > WATCHDOG {
-                eprintln!("the allocations benchmark still runs after {WATCHDOG:?}: it hangs");
-                std::process::abort();
-            }
-        })
-        .expect("watchdog thread starts");
-
-    let threads = match std::env::var("BAKERY_BENCH_THREADS") {
-        Ok(value) => value
-            .parse()
-            .expect("BAKERY_BENCH_THREADS must be a positive integer"),
-        Err(_) => thread::available_parallelism().map_or(1, |n| n.get()),
-    };
+    common::abort_after("allocations", WATCHDOG);
+    let threads = common::threads_from_env("BAKERY_BENCH_THREADS", common::cpus);
     let mut rows = Vec::new();
 
     // The channel alone, as a reference for the rows that use one.

@@ -20,6 +20,8 @@
 //! The "no pool" row is the floor: this program with no pool at all (its
 //! main thread sleeping, plus a watchdog thread that wakes once a second).
 
+mod common;
+
 use bakery::Bakery;
 use executors::Executor;
 use std::hint::black_box;
@@ -197,24 +199,9 @@ fn measure(pool: &'static str, make: impl FnOnce() -> Box<dyn Pool>) -> Row {
 
 fn main() {
     let started = Instant::now();
-    thread::Builder::new()
-        .name("watchdog".into())
-        .spawn(move || loop {
-            thread::sleep(Duration::from_secs(1));
-            if started.elapsed() > WATCHDOG {
-                eprintln!("the idle benchmark still runs after {WATCHDOG:?}: it hangs");
-                std::process::abort();
-            }
-        })
-        .expect("watchdog thread starts");
-
-    let threads: usize = match std::env::var("BAKERY_IDLE_THREADS") {
-        Ok(value) => value
-            .parse()
-            .expect("BAKERY_IDLE_THREADS must be a positive integer"),
-        Err(_) => 8,
-    };
-    let cores = thread::available_parallelism().map_or(1, |n| n.get());
+    common::abort_after("idle", WATCHDOG);
+    let threads = common::threads_from_env("BAKERY_IDLE_THREADS", || 8);
+    let cores = common::cpus();
     eprintln!("idle pools of {threads} threads on {cores} CPUs");
 
     let rows = [

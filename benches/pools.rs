@@ -59,6 +59,8 @@
 //! thread aborts the process (saying which benchmark) if one benchmark runs
 //! for more than two minutes.
 
+mod common;
+
 use bakery::{Bakery, Scope};
 use criterion::{BatchSize, BenchmarkGroup, Criterion, SamplingMode};
 use executors::Executor;
@@ -81,12 +83,7 @@ const RECV_TIMEOUT: Duration = Duration::from_secs(60);
 // ---------------------------------------------------------------------------
 
 fn threads() -> usize {
-    match std::env::var("BAKERY_BENCH_THREADS") {
-        Ok(value) => value
-            .parse()
-            .expect("BAKERY_BENCH_THREADS must be a positive integer"),
-        Err(_) => thread::available_parallelism().map_or(1, |n| n.get()),
-    }
+    common::threads_from_env("BAKERY_BENCH_THREADS", common::cpus)
 }
 
 /// The four pools, each with `threads` threads.

@@ -40,17 +40,32 @@ fn baker(sleep: &Sleep, queued: &AtomicBool, closed: &AtomicBool) -> bool {
     }
 }
 
+/// The sleep state of `bakers` bakers, an empty one-flag queue, and an open
+/// pool.
+fn pool(bakers: usize) -> (Arc<Sleep>, Arc<AtomicBool>, Arc<AtomicBool>) {
+    (
+        Arc::new(Sleep::new(bakers)),
+        Arc::new(AtomicBool::new(false)),
+        Arc::new(AtomicBool::new(false)),
+    )
+}
+
+/// Starts baker 0 on its own thread; it returns whether it took the job.
+fn spawn_baker(
+    sleep: &Arc<Sleep>,
+    queued: &Arc<AtomicBool>,
+    closed: &Arc<AtomicBool>,
+) -> thread::JoinHandle<bool> {
+    let (sleep, queued, closed) = (sleep.clone(), queued.clone(), closed.clone());
+    thread::spawn(move || baker(&sleep, &queued, &closed))
+}
+
 /// A submit racing the baker's fall into sleep is always taken.
 #[test]
 fn submit_races_falling_asleep() {
     loom::model(|| {
-        let sleep = Arc::new(Sleep::new(1));
-        let queued = Arc::new(AtomicBool::new(false));
-        let closed = Arc::new(AtomicBool::new(false));
-        let worker = {
-            let (sleep, queued, closed) = (sleep.clone(), queued.clone(), closed.clone());
-            thread::spawn(move || baker(&sleep, &queued, &closed))
-        };
+        let (sleep, queued, closed) = pool(1);
+        let worker = spawn_baker(&sleep, &queued, &closed);
         // A swap rather than a plain store: loom lets a later swap on another
         // thread read past a plain store (a false alarm of the model), and
         // the protocol does not depend on which one it is.
@@ -65,13 +80,8 @@ fn submit_races_falling_asleep() {
 #[test]
 fn shutdown_races_falling_asleep() {
     loom::model(|| {
-        let sleep = Arc::new(Sleep::new(1));
-        let queued = Arc::new(AtomicBool::new(false));
-        let closed = Arc::new(AtomicBool::new(false));
-        let worker = {
-            let (sleep, queued, closed) = (sleep.clone(), queued.clone(), closed.clone());
-            thread::spawn(move || baker(&sleep, &queued, &closed))
-        };
+        let (sleep, queued, closed) = pool(1);
+        let worker = spawn_baker(&sleep, &queued, &closed);
         closed.store(true, Ordering::SeqCst);
         fence(Ordering::SeqCst);
         sleep.wake_all();
@@ -188,9 +198,7 @@ fn two_submits_two_bakers() {
 #[test]
 fn a_searcher_leaving_hands_the_job_to_a_sleeper() {
     loom::model(|| {
-        let sleep = Arc::new(Sleep::new(2));
-        let queued = Arc::new(AtomicBool::new(false));
-        let closed = Arc::new(AtomicBool::new(false));
+        let (sleep, queued, closed) = pool(2);
         let taken = Arc::new((crate::sync::Mutex::new(false), crate::sync::Condvar::new()));
         // Y: an ordinary baker that takes the job or sleeps.
         let sleeper = {
