@@ -122,14 +122,9 @@ impl BakerThread {
         job.execute(self.registry.mode());
     }
 
+    #[inline]
     fn take_injected(&self) -> Option<JobRef> {
-        loop {
-            match self.registry.injector.steal_batch_and_pop(&self.worker) {
-                Steal::Success(job) => return Some(job),
-                Steal::Empty => return None,
-                Steal::Retry => {}
-            }
-        }
+        self.registry.injector.pop_batch(&self.worker)
     }
 
     fn steal(&self) -> Option<JobRef> {
@@ -161,7 +156,9 @@ impl BakerThread {
         let looks = self.looks.get().wrapping_add(1);
         self.looks.set(looks);
         if looks % INJECTOR_EVERY == 0 {
-            if let Some(job) = self.take_injected() {
+            // One order only: a batch on top of local work would only grow
+            // the deque.
+            if let Some(job) = self.registry.injector.pop() {
                 return Some(job);
             }
         }

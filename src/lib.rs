@@ -24,6 +24,7 @@ mod baker;
 mod bakery;
 mod builder;
 mod error;
+mod injector;
 mod job;
 mod join;
 mod latch;

@@ -46,10 +46,11 @@
 //! always run.
 
 use crate::builder::Hook;
+use crate::injector::Injector;
 use crate::job::{JobRef, Mode};
 use crate::sleep::Sleep;
 use crate::sync::{
-    fence, thread::JoinHandle, AtomicBool, AtomicUsize, Condvar, Injector, Mutex, Ordering, Stealer,
+    fence, thread::JoinHandle, AtomicBool, AtomicUsize, Condvar, Mutex, Ordering, Stealer,
 };
 use crate::task::{NewTask, RawOrder, TaskKind};
 use crossbeam_deque::Steal;
@@ -57,7 +58,7 @@ use std::time::Instant;
 
 /// The state shared by a bakery's handles and bakers.
 pub(crate) struct Registry {
-    pub(crate) injector: Injector<JobRef>,
+    pub(crate) injector: Injector,
     pub(crate) stealers: Box<[Stealer<JobRef>]>,
     pub(crate) sleep: Sleep,
     closed: AtomicBool,
@@ -228,7 +229,7 @@ impl Registry {
                 Steal::Retry => {}
             }
         };
-        drain(&|| self.injector.steal());
+        drain(&|| self.injector.pop().map_or(Steal::Empty, Steal::Success));
         for stealer in self.stealers.iter() {
             drain(&|| stealer.steal());
         }
@@ -272,12 +273,8 @@ impl Registry {
     /// on the calling thread, and entries of orders that already ran only
     /// give up their reference.
     fn drain_injector(&self) {
-        loop {
-            match self.injector.steal() {
-                Steal::Success(job) => job.execute(Mode::Reject),
-                Steal::Empty => break,
-                Steal::Retry => {}
-            }
+        while let Some(job) = self.injector.pop() {
+            job.execute(Mode::Reject);
         }
     }
 

@@ -2,7 +2,7 @@
 //!
 //! Every atomic, lock, condition variable, thread and cell the crate uses is
 //! imported from here. A normal build gets `std`'s atomics and threads,
-//! `parking_lot`'s locks and `crossbeam-deque`'s queues. A build with
+//! `parking_lot`'s locks and `crossbeam-deque`'s deques. A build with
 //! `RUSTFLAGS="--cfg loom"` gets [loom]'s instrumented stand-ins instead, so
 //! the loom models in `tests/loom.rs` and in the modules' `loom_tests` explore
 //! every interleaving of the real code.
@@ -17,7 +17,7 @@
 
 #[cfg(not(loom))]
 mod imp {
-    pub(crate) use crossbeam_deque::{Injector, Stealer, Worker};
+    pub(crate) use crossbeam_deque::{Stealer, Worker};
     pub(crate) use crossbeam_utils::Backoff;
     pub(crate) use parking_lot::{Condvar, Mutex};
     pub(crate) use std::sync::atomic::{fence, AtomicBool, AtomicUsize, Ordering};
@@ -67,7 +67,7 @@ mod imp {
 
 #[cfg(loom)]
 mod imp {
-    pub(crate) use super::deque::{Injector, Stealer, Worker};
+    pub(crate) use super::deque::{Stealer, Worker};
     pub(crate) use loom::cell::UnsafeCell;
     pub(crate) use loom::sync::atomic::{fence, AtomicBool, AtomicUsize, Ordering};
     pub(crate) use loom::sync::Arc;

@@ -7,8 +7,9 @@
 //!
 //! Each thread also allocates a few things once in its life (crossbeam's
 //! epoch registration on its first steal, parking_lot's thread data on its
-//! first sleep). Those can land in any round, so each case is measured in
-//! three rounds and the steady state, the smallest round, is checked.
+//! first sleep), and the queues grow to their working size. Those can land
+//! in any round, so each case is measured in several rounds and the steady
+//! state, the smallest round, is checked.
 
 use bakery::Bakery;
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -75,20 +76,47 @@ fn one_allocation_per_order() {
         "allocations for {ORDERS} orders"
     );
 
-    // From outside: the order goes into the shared injector, a lock-free
-    // queue that allocates one block per 63 entries; everything else is the
-    // order's one block.
-    let round = |n: usize| {
+    // From outside, one at a time: the order goes into the shared
+    // injector, a ring that keeps its capacity, so again only the order's
+    // own block is allocated.
+    let one_by_one = |n: usize| {
         let before = ALLOCATIONS.load(Ordering::SeqCst);
         for i in 0..n {
             assert_eq!(bakery.submit(move || i + 1).join().unwrap(), i + 1);
         }
         ALLOCATIONS.load(Ordering::SeqCst) - before
     };
-    let outside = (0..3).map(|_| round(ORDERS)).min().unwrap();
-    let injector_blocks = ORDERS.div_ceil(63) + 1;
-    assert!(
-        (ORDERS..=ORDERS + injector_blocks).contains(&outside),
-        "{outside} allocations for {ORDERS} orders from outside"
+    let outside = (0..3).map(|_| one_by_one(ORDERS)).min().unwrap();
+    assert_eq!(
+        outside, ORDERS,
+        "allocations for {ORDERS} orders from outside"
+    );
+
+    // From outside, all at once and then every result: the injector's ring
+    // grows to hold the most orders ever queued at once, which depends on
+    // how far the bakers fall behind, so some rounds grow it (a doubling
+    // each time, bounded by the burst). Once it is big enough, a round
+    // allocates only the orders' blocks.
+    let mut orders = Vec::with_capacity(ORDERS);
+    let mut burst = |n: usize| {
+        let before = ALLOCATIONS.load(Ordering::SeqCst);
+        orders.extend((0..n).map(|i| bakery.submit(move || i + 3)));
+        for (i, order) in orders.drain(..).enumerate() {
+            assert_eq!(order.join().unwrap(), i + 3);
+        }
+        ALLOCATIONS.load(Ordering::SeqCst) - before
+    };
+    let rounds: Vec<usize> = (0..20)
+        .map(|_| burst(ORDERS))
+        .scan(false, |steady, count| {
+            let first = !*steady;
+            *steady |= count == ORDERS;
+            first.then_some(count)
+        })
+        .collect();
+    assert_eq!(
+        rounds.last(),
+        Some(&ORDERS),
+        "allocations per round for bursts of {ORDERS} orders: {rounds:?}"
     );
 }

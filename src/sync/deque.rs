@@ -1,10 +1,11 @@
 //! A lock-based stand-in for `crossbeam-deque`, compiled only under loom.
 //!
-//! It offers the subset of `Worker`, `Stealer` and `Injector` the crate uses,
-//! with the same ends: the owner pops from the back (LIFO), thieves and the
-//! injector's consumers take from the front. Every operation takes one loom
-//! mutex, so loom sees the queues as synchronization points just as the real
-//! lock-free deques are.
+//! It offers the subset of `Worker` and `Stealer` the crate uses, with the
+//! same ends: the owner pops from the back (LIFO), thieves take from the
+//! front. Every operation takes one loom mutex, so loom sees the deques as
+//! synchronization points just as the real lock-free deques are. (The
+//! injector is the crate's own, in `crate::injector`, and runs unchanged
+//! under loom.)
 
 use crossbeam_deque::Steal;
 use loom::sync::{Arc, Mutex};
@@ -18,11 +19,6 @@ pub(crate) struct Worker<T> {
 /// A thief's end of a deque.
 pub(crate) struct Stealer<T> {
     queue: Arc<Mutex<VecDeque<T>>>,
-}
-
-/// The queue for work from outside the pool.
-pub(crate) struct Injector<T> {
-    queue: Mutex<VecDeque<T>>,
 }
 
 impl<T> Worker<T> {
@@ -73,47 +69,5 @@ impl<T> Clone for Stealer<T> {
         Stealer {
             queue: self.queue.clone(),
         }
-    }
-}
-
-impl<T> Injector<T> {
-    pub(crate) fn new() -> Injector<T> {
-        Injector {
-            queue: Mutex::new(VecDeque::new()),
-        }
-    }
-
-    pub(crate) fn push(&self, value: T) {
-        self.queue.lock().unwrap().push_back(value);
-    }
-
-    pub(crate) fn steal(&self) -> Steal<T> {
-        match self.queue.lock().unwrap().pop_front() {
-            Some(value) => Steal::Success(value),
-            None => Steal::Empty,
-        }
-    }
-
-    /// Takes one value for the caller and moves up to one more into `dest`,
-    /// so the model also covers a batch landing in a local deque.
-    pub(crate) fn steal_batch_and_pop(&self, dest: &Worker<T>) -> Steal<T> {
-        let mut queue = self.queue.lock().unwrap();
-        match queue.pop_front() {
-            Some(value) => {
-                if let Some(extra) = queue.pop_front() {
-                    dest.push(extra);
-                }
-                Steal::Success(value)
-            }
-            None => Steal::Empty,
-        }
-    }
-
-    pub(crate) fn is_empty(&self) -> bool {
-        self.queue.lock().unwrap().is_empty()
-    }
-
-    pub(crate) fn len(&self) -> usize {
-        self.queue.lock().unwrap().len()
     }
 }

@@ -1,0 +1,127 @@
+//! The injector: the one queue that work from outside the pool enters.
+//!
+//! It is a FIFO ring buffer behind a lock, with its length mirrored in an
+//! atomic so that the many looks that find it empty (a baker searching, the
+//! sleep protocol's re-check, `has_work`) read one word and take no lock.
+//! A baker takes a share of the queue at a time into its own deque, so the
+//! lock is taken about once per batch by the bakers, once per order by
+//! submitters.
+//!
+//! # Why not a lock-free queue
+//!
+//! crossbeam-deque's `Injector` is lock-free, but it allocates a 1.5 KB
+//! block for every 63 entries, on the submitting thread, and frees it on a
+//! baker. With a stream of small orders from one thread, that allocation
+//! pattern was a fifth of the submitter's time under glibc (a large request
+//! consolidates the allocator's small free lists, and the cross-thread free
+//! contends on the arena lock), and it broke the promise of one heap
+//! allocation per order. The ring keeps the capacity of its busiest moment,
+//! like a reused `Vec` (16 bytes per order queued at once), so a steady
+//! stream of orders allocates nothing here. The lock is held for a push or a
+//! short batch move, never across user code.
+//!
+//! # The length word
+//!
+//! `len` is written only under the lock, after each change, so it is exact
+//! whenever the lock is free. Lock-free readers may see it late; the
+//! protocols that must not miss an entry pair the read with `SeqCst` fences
+//! (a submitter pushes, then fences; a baker about to sleep fences, then
+//! reads), as they did with any other queue (see [`crate::sleep`] and
+//! [`crate::registry`]). A reader that sees zero skips the lock; a reader
+//! that sees more takes the lock and finds the truth there.
+
+use crate::job::JobRef;
+use crate::sync::{AtomicUsize, Mutex, Ordering, Worker};
+use crossbeam_utils::CachePadded;
+use std::collections::VecDeque;
+use std::fmt;
+
+/// The most entries a baker moves into its own deque at once, besides the
+/// one it runs.
+const MAX_BATCH: usize = 32;
+
+/// The shared queue for jobs from outside the pool.
+pub(crate) struct Injector {
+    /// How many jobs `queue` holds (see the module docs).
+    len: CachePadded<AtomicUsize>,
+    queue: CachePadded<Mutex<VecDeque<JobRef>>>,
+}
+
+impl Injector {
+    /// An empty injector.
+    pub(crate) fn new() -> Injector {
+        Injector {
+            len: CachePadded::new(AtomicUsize::new(0)),
+            queue: CachePadded::new(Mutex::new(VecDeque::new())),
+        }
+    }
+
+    /// Appends `job` at the back.
+    #[inline]
+    pub(crate) fn push(&self, job: JobRef) {
+        let mut queue = self.queue.lock();
+        queue.push_back(job);
+        self.len.store(queue.len(), Ordering::Release);
+    }
+
+    /// Takes the oldest job.
+    pub(crate) fn pop(&self) -> Option<JobRef> {
+        if self.is_empty() {
+            return None;
+        }
+        let mut queue = self.queue.lock();
+        let job = queue.pop_front();
+        self.len.store(queue.len(), Ordering::Release);
+        job
+    }
+
+    /// Takes the oldest job for the caller and moves up to [`MAX_BATCH`] of
+    /// the next ones into `dest`, the caller's own deque, where the other
+    /// bakers can still steal them. Taking a whole batch rather than a fair
+    /// share keeps the bakers off the lock while a stream of orders comes
+    /// in; stealing evens the load out.
+    #[inline]
+    pub(crate) fn pop_batch(&self, dest: &Worker<JobRef>) -> Option<JobRef> {
+        if self.is_empty() {
+            return None;
+        }
+        let mut batch: [Option<JobRef>; MAX_BATCH] = [const { None }; MAX_BATCH];
+        let job = {
+            let mut queue = self.queue.lock();
+            let job = queue.pop_front()?;
+            let extra = queue.len().min(MAX_BATCH);
+            for (slot, moved) in batch.iter_mut().zip(queue.drain(..extra)) {
+                *slot = Some(moved);
+            }
+            self.len.store(queue.len(), Ordering::Release);
+            job
+        };
+        // The owner pops its deque from the back: push the batch newest
+        // first, so the oldest comes out first. Outside the lock, so that a
+        // submitter waits for no more than the move out of the ring.
+        for moved in batch.into_iter().rev().flatten() {
+            dest.push(moved);
+        }
+        Some(job)
+    }
+
+    /// Whether the queue looked empty (see the module docs).
+    #[inline]
+    pub(crate) fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// How many jobs the queue held (a snapshot).
+    #[inline]
+    pub(crate) fn len(&self) -> usize {
+        self.len.load(Ordering::Acquire)
+    }
+}
+
+impl fmt::Debug for Injector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Injector")
+            .field("len", &self.len())
+            .finish_non_exhaustive()
+    }
+}
