@@ -5,9 +5,10 @@
 //!
 //! 1. its own deque (LIFO: the newest local order first, the best for caches
 //!    and for fork-join);
-//! 2. the injector, taking a batch into its own deque so the next orders
-//!    cost no shared compare-and-swap (every 61st look it checks the injector
-//!    first, so a stream of local work cannot starve orders from outside);
+//! 2. the injector, taking up to 32 orders at once into its own deque so
+//!    the next ones cost no lock (and colleagues can still steal them); every
+//!    61st look it takes one order from the injector first, so a stream of
+//!    local work cannot starve orders from outside;
 //! 3. the other bakers' deques, starting from a random one (as rayon-core
 //!    does) so thieves spread out, stealing the oldest order (FIFO end).
 //!
