@@ -125,3 +125,75 @@ impl fmt::Debug for Injector {
             .finish_non_exhaustive()
     }
 }
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::{Injector, MAX_BATCH};
+    use crate::job::{Job, JobRef, Mode};
+    use crate::sync::Worker;
+    use std::cell::Cell;
+    use std::ptr::NonNull;
+
+    /// A job that counts how often it ran.
+    struct Counted(Cell<u32>);
+
+    impl Job for Counted {
+        unsafe fn execute(this: NonNull<Self>, _mode: Mode) -> bool {
+            // SAFETY: the jobs outlive their `JobRef`s in these tests.
+            let job = unsafe { this.as_ref() };
+            job.0.set(job.0.get() + 1);
+            true
+        }
+    }
+
+    fn job_ref(job: &Counted) -> JobRef {
+        // SAFETY: every job outlives its reference, which the test executes
+        // at most once, on this thread.
+        unsafe { JobRef::new(NonNull::from(job)) }
+    }
+
+    fn index_of(jobs: &[Counted], job: &JobRef) -> usize {
+        jobs.iter()
+            .position(|candidate| std::ptr::eq(candidate as *const Counted as *const (), job.id()))
+            .expect("a job of this test")
+    }
+
+    #[test]
+    fn a_batch_keeps_the_order_of_arrival() {
+        let jobs: Vec<Counted> = (0..MAX_BATCH + 8).map(|_| Counted(Cell::new(0))).collect();
+        let injector = Injector::new();
+        assert!(injector.is_empty());
+        assert!(injector.pop().is_none());
+        for job in &jobs {
+            injector.push(job_ref(job));
+        }
+        assert_eq!(injector.len(), jobs.len());
+
+        let worker = Worker::new_lifo();
+        let first = injector.pop_batch(&worker).expect("a job");
+        assert_eq!(index_of(&jobs, &first), 0);
+        assert_eq!(worker.len(), MAX_BATCH);
+        assert_eq!(injector.len(), jobs.len() - 1 - MAX_BATCH);
+        first.execute(Mode::Run);
+
+        // The owner pops the batch oldest first.
+        for expected in 1..=MAX_BATCH {
+            let job = worker.pop().expect("a batched job");
+            assert_eq!(index_of(&jobs, &job), expected);
+            job.execute(Mode::Run);
+        }
+        // A short queue is taken whole.
+        let next = injector.pop_batch(&worker).expect("a job");
+        assert_eq!(index_of(&jobs, &next), MAX_BATCH + 1);
+        next.execute(Mode::Run);
+        assert!(injector.is_empty());
+        while let Some(job) = worker.pop() {
+            job.execute(Mode::Run);
+        }
+        assert!(injector.pop_batch(&worker).is_none());
+        assert!(
+            jobs.iter().all(|job| job.0.get() == 1),
+            "every job ran once"
+        );
+    }
+}
