@@ -17,6 +17,12 @@
 //!   rayon worker, so those spawns go onto a worker's deque);
 //!   `rayon_spawn`: `pool.spawn` from outside plus a channel, the same
 //!   shape as threadpool and executors, which use `execute` plus a channel.
+//! * `tiny_orders_shared`: the same 100,000 orders from 4 threads at once,
+//!   25,000 each, every thread collecting its own results: the shared entry
+//!   queue under contention. Same variants as `tiny_orders` (`rayon`: each
+//!   thread runs its own `pool.scope`), and a channel per thread where one
+//!   is needed. Starting the 4 threads is timed too, the same for every
+//!   pool.
 //! * `fork_join_fib`: fib(25) with a `join` at every call with n >= 2 and
 //!   no sequential cutoff (121,392 joins), so it measures the cost of a join.
 //!   `sequential` is the same recursion with plain calls. Both pools enter
@@ -257,6 +263,118 @@ fn tiny_orders(c: &mut Criterion, threads: usize) {
                 });
             }
             let sum: u64 = (0..TINY_ORDERS).map(|_| recv(&rx)).sum();
+            assert_eq!(sum, expected);
+        })
+    });
+
+    group.finish();
+    pools.shutdown();
+}
+
+// ---------------------------------------------------------------------------
+// tiny_orders_shared
+// ---------------------------------------------------------------------------
+
+const SUBMITTERS: u64 = 4;
+
+/// Submits orders `first..last` with `$submit`, each a closure `$job` that
+/// sends its result through a channel, and sums the results. A macro, so
+/// that every pool gets its closures unboxed, as in `tiny_orders`.
+macro_rules! via_channel {
+    ($first:expr, $last:expr, |$job:ident| $submit:expr) => {{
+        let (tx, rx) = mpsc::channel::<u64>();
+        for i in $first..$last {
+            let tx = tx.clone();
+            let $job = move || {
+                let _ = tx.send(tiny(i));
+            };
+            $submit;
+        }
+        ($first..$last).map(|_| recv(&rx)).sum::<u64>()
+    }};
+}
+
+/// Runs `submitter(first, last)` on `SUBMITTERS` threads at once, each with
+/// its own share of the orders, and returns the sum of what they return.
+fn shared(submitter: impl Fn(u64, u64) -> u64 + Sync) -> u64 {
+    let share = TINY_ORDERS / SUBMITTERS;
+    thread::scope(|s| {
+        let submitters: Vec<_> = (0..SUBMITTERS)
+            .map(|k| {
+                let submitter = &submitter;
+                s.spawn(move || submitter(k * share, (k + 1) * share))
+            })
+            .collect();
+        submitters
+            .into_iter()
+            .map(|submitter| submitter.join().expect("a submitter finishes"))
+            .sum()
+    })
+}
+
+fn tiny_orders_shared(c: &mut Criterion, threads: usize) {
+    const GROUP: &str = "tiny_orders_shared";
+    let pools = Pools::new(threads);
+    let expected: u64 = (0..TINY_ORDERS).map(tiny).sum();
+    let mut group = c.benchmark_group(GROUP);
+    group
+        .sampling_mode(SamplingMode::Flat)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(3));
+
+    let bakery = &pools.bakery;
+    bench(&mut group, GROUP, "bakery", |b| {
+        b.iter(|| {
+            let sum = shared(|first, last| {
+                let orders: Vec<_> = (first..last)
+                    .map(|i| bakery.submit(move || tiny(i)))
+                    .collect();
+                orders
+                    .into_iter()
+                    .map(|order| order.join().expect("a tiny order succeeds"))
+                    .sum()
+            });
+            assert_eq!(sum, expected);
+        })
+    });
+
+    let rayon = &pools.rayon;
+    let slots: Vec<AtomicU64> = (0..TINY_ORDERS).map(|_| AtomicU64::new(0)).collect();
+    bench(&mut group, GROUP, "rayon", |b| {
+        b.iter(|| {
+            let sum = shared(|first, last| {
+                let slots = &slots[first as usize..last as usize];
+                rayon.scope(|s| {
+                    for (i, slot) in (first..).zip(slots) {
+                        s.spawn(move |_| slot.store(tiny(i), Ordering::Relaxed));
+                    }
+                });
+                slots.iter().map(|slot| slot.load(Ordering::Relaxed)).sum()
+            });
+            assert_eq!(sum, expected);
+        })
+    });
+
+    bench(&mut group, GROUP, "rayon_spawn", |b| {
+        b.iter(|| {
+            let sum = shared(|first, last| via_channel!(first, last, |job| rayon.spawn(job)));
+            assert_eq!(sum, expected);
+        })
+    });
+
+    let threadpool = &pools.threadpool;
+    bench(&mut group, GROUP, "threadpool", |b| {
+        b.iter(|| {
+            let sum =
+                shared(|first, last| via_channel!(first, last, |job| threadpool.execute(job)));
+            assert_eq!(sum, expected);
+        })
+    });
+
+    let executors = &pools.executors;
+    bench(&mut group, GROUP, "executors", |b| {
+        b.iter(|| {
+            let sum = shared(|first, last| via_channel!(first, last, |job| executors.execute(job)));
             assert_eq!(sum, expected);
         })
     });
@@ -878,6 +996,7 @@ fn main() {
         .configure_from_args();
     println!("every pool runs {threads} threads");
     tiny_orders(&mut c, threads);
+    tiny_orders_shared(&mut c, threads);
     fork_join_fib(&mut c, threads);
     fork_join_sort(&mut c, threads);
     order_tree(&mut c, threads);

@@ -27,6 +27,7 @@ from pathlib import Path
 # Groups in the order benches/pools.rs runs them; any other group follows.
 GROUP_ORDER = [
     "tiny_orders",
+    "tiny_orders_shared",
     "fork_join_fib",
     "fork_join_sort",
     "order_tree",
