@@ -8,13 +8,14 @@
 //! # Why borrowing is sound
 //!
 //! Every scoped order is a task whose kind points at the scope's
-//! [`ScopeData`]; the count of live tasks rises when a task is created and
-//! falls only when its block is freed, after its closure and its value were
-//! dropped or taken (see [`crate::task`]). The scope waits for the last of
-//! them before it returns, so no scoped closure, value, or handle outlives
-//! the borrows it holds. Handles cannot escape the scope (their type carries `'scope`), so
-//! the count can always reach zero; only leaking a handle with
-//! `std::mem::forget` keeps a scope waiting, forever, which is safe.
+//! [`ScopeData`]. A task holds one of the scope's credits from its creation
+//! until its block is freed, after its closure and its value were dropped
+//! or taken (see [`crate::task`]), and the scope waits until every credit
+//! came back before it returns, so no scoped closure, value, or handle
+//! outlives the borrows it holds. Handles cannot escape the scope (their
+//! type carries `'scope`), so every credit can come back; only leaking a
+//! handle with `std::mem::forget` keeps a scope waiting, forever, which is
+//! safe.
 //!
 //! # Panics
 //!
@@ -24,6 +25,7 @@
 //! re-raises the first of them with its original payload, as
 //! `std::thread::scope` does for threads that were not joined.
 
+use crate::baker::BakerThread;
 use crate::error::{JoinTimeoutError, OrderError, PanicError, TryJoinError};
 use crate::latch::{self, Probe};
 use crate::registry::Registry;
@@ -31,6 +33,7 @@ use crate::sync::{AtomicBool, AtomicUsize, Mutex, Ordering};
 use crate::task::{self, RawOrder, TaskKind};
 use crate::unwind::{self, Payload};
 use crate::waiter::{Waiter, WaiterSlot};
+use crossbeam_utils::CachePadded;
 use std::fmt;
 use std::future::Future;
 use std::marker::PhantomData;
@@ -41,41 +44,172 @@ use std::time::Duration;
 /// What the scope and its tasks share. It lives inside the [`Scope`], on
 /// the stack of [`Bakery::scope`](crate::Bakery::scope)'s caller.
 ///
+/// # Counting the tasks: credits
+///
+/// Every scoped task holds one *credit* from the moment it is created until
+/// its block is freed. `live` counts every credit handed out, plus one for
+/// the scope itself while its body runs. So that two bakers working on the
+/// same scope do not pass one shared word back and forth for every task,
+/// credits travel through per-thread *pools*, one per baker of the pool and
+/// one for every other thread:
+///
+/// * a new task takes a credit from the creating thread's pool; an empty
+///   pool first takes [`GRAB`] credits from `live` at once;
+/// * a freed task puts its credit into the releasing thread's pool; a pool
+///   that would hold more than [`KEEP`] gives them all back to `live`.
+///
+/// So `live` is always the credits in the pools, plus those held by tasks
+/// not yet freed, plus 1 while the body runs; and a task costs two
+/// compare-and-swaps on a word that usually only its baker touches.
+///
 /// # Waiting for the last task
 ///
-/// `live` counts the scoped tasks not yet freed, plus one for the scope
-/// itself while its body runs. When the body returns, the scope registers
-/// itself as the waiter and only then drops its own count. Whoever brings
-/// `live` to zero is the last one to touch the data:
+/// When the body returns, the scope registers itself as the waiter, then
+/// *closes* every pool: it swaps in [`CLOSED`] and gives back what the pool
+/// held, together with its own count. From then on a thread that finds its
+/// pool closed takes or gives back credits on `live` directly. Whoever
+/// brings `live` to zero is the last one to touch the data:
 ///
 /// * if that is the scope itself, every task is gone and it returns;
 /// * if that is a task, it takes the registered waiter (the scope's
-///   registration happened before the scope's decrement, which came before
-///   this task's), stores `done`, which is its last access to the data, and
-///   only then wakes the waiter it owns.
+///   registration happened before the scope's own give-back, which came
+///   before this one), stores `done`, which is its last access to the data,
+///   and only then wakes the waiter it owns.
 ///
 /// The scope waits for `done`, not for `live`, so it cannot return (and
 /// free the data with its stack frame) while that task still reads the
-/// waiter slot. No task holds a reference count on the data: a scoped order
-/// costs two atomic operations on `live` and nothing else.
+/// waiter slot.
+///
+/// # Why no credit is lost and nothing is touched too late
+///
+/// Every change to a pool is one compare-and-swap that checks for
+/// `CLOSED`, so a credit is either in the pool when the scope closes it
+/// (and the scope gives it back) or goes to `live` directly: none is
+/// stranded in a closed pool. A task that puts its credit into an open
+/// pool touches nothing afterwards, so it does not matter that the scope
+/// may end right after. A thread that takes credits (to create a task) is
+/// the body or a running task, which still holds its own credit, so `live`
+/// cannot reach zero under it.
 pub(crate) struct ScopeData {
-    /// Tasks created and not yet freed, plus one while the body runs.
+    /// Credits handed out, plus one while the body runs.
     live: AtomicUsize,
-    /// The scope's caller, registered before it drops its own count.
+    /// Spare credits, one pool per baker and a last one for other threads;
+    /// [`CLOSED`] once the body returned.
+    pools: Box<[CachePadded<AtomicUsize>]>,
+    /// The pool whose bakers get their own pools.
+    pool: usize,
+    /// The scope's caller, registered before it closes the pools.
     waiter: WaiterSlot,
-    /// Set by the task that freed the last block, as its last access.
+    /// Set by the task that gave back the last credit, as its last access.
     done: AtomicBool,
     /// The first panic nobody observed.
     panic: Mutex<Option<Payload>>,
 }
 
+/// A pool's mark once the scope closed it.
+const CLOSED: usize = 1 << (usize::BITS - 1);
+
+/// How many credits an empty pool takes from `live` at once.
+#[cfg(not(loom))]
+const GRAB: usize = 32;
+#[cfg(loom)]
+const GRAB: usize = 2;
+
+/// The most credits a pool keeps; beyond that it gives them all back.
+#[cfg(not(loom))]
+const KEEP: usize = 64;
+#[cfg(loom)]
+const KEEP: usize = 2;
+
 impl ScopeData {
-    fn new() -> ScopeData {
+    fn new(registry: &Registry) -> ScopeData {
+        ScopeData::with_pools(registry.bakers() + 1, registry.id())
+    }
+
+    /// A scope with `pools` pools whose bakers belong to pool `pool`.
+    fn with_pools(pools: usize, pool: usize) -> ScopeData {
         ScopeData {
             live: AtomicUsize::new(1),
+            pools: (0..pools)
+                .map(|_| CachePadded::new(AtomicUsize::new(0)))
+                .collect(),
+            pool,
             waiter: WaiterSlot::new(),
             done: AtomicBool::new(false),
             panic: Mutex::new(None),
+        }
+    }
+
+    /// The calling thread's pool: its own if it is one of the pool's
+    /// bakers, the shared last one otherwise.
+    #[inline]
+    fn own_pool(&self) -> usize {
+        BakerThread::with_current(|baker| match baker {
+            Some(baker) if baker.belongs_to(self.pool) => baker.index(),
+            _ => self.pools.len() - 1,
+        })
+    }
+
+    /// Takes a credit for a new task from pool `index`. The caller is the
+    /// body or a running task of this scope, so `live` stays above zero
+    /// throughout.
+    #[inline]
+    fn take_credit(&self, index: usize) {
+        let pool = &self.pools[index];
+        let mut spare = pool.load(Ordering::Acquire);
+        loop {
+            if spare & CLOSED != 0 {
+                self.live.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+            if spare == 0 {
+                self.live.fetch_add(GRAB, Ordering::Relaxed);
+                self.put_credits(index, GRAB - 1);
+                return;
+            }
+            match pool.compare_exchange_weak(spare, spare - 1, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => return,
+                Err(now) => spare = now,
+            }
+        }
+    }
+
+    /// Puts `credits` into pool `index`, or gives them back to `live` if the
+    /// pool is closed or would hold more than [`KEEP`]. After a successful
+    /// put this touches nothing: the credits may be given back, and the
+    /// scope end, at once.
+    #[inline]
+    fn put_credits(&self, index: usize, credits: usize) {
+        let pool = &self.pools[index];
+        let mut spare = pool.load(Ordering::Acquire);
+        loop {
+            if spare & CLOSED != 0 {
+                return self.give_back(credits);
+            }
+            let (new, back) = if spare + credits > KEEP {
+                (0, spare + credits)
+            } else {
+                (spare + credits, 0)
+            };
+            match pool.compare_exchange_weak(spare, new, Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) if back > 0 => return self.give_back(back),
+                Ok(_) => return,
+                Err(now) => spare = now,
+            }
+        }
+    }
+
+    /// Gives `credits` back to `live`; whoever gives back the last one
+    /// hands the end of the scope over to its waiter.
+    fn give_back(&self, credits: usize) {
+        if self.live.fetch_sub(credits, Ordering::AcqRel) == credits {
+            let waiter = self.waiter.take();
+            // The last access to the data: the scope may return right after.
+            self.done.store(true, Ordering::Release);
+            if let Some(waiter) = waiter {
+                waiter.wake();
+            }
         }
     }
 
@@ -84,11 +218,26 @@ impl ScopeData {
         if self.live.load(Ordering::Acquire) > 1 {
             self.waiter.register(latch::current_waiter(), || false);
         }
-        if self.live.fetch_sub(1, Ordering::AcqRel) == 1 {
+        let spare: usize = self
+            .pools
+            .iter()
+            .map(|pool| pool.swap(CLOSED, Ordering::AcqRel) & !CLOSED)
+            .sum();
+        if self.live.fetch_sub(spare + 1, Ordering::AcqRel) == spare + 1 {
             // Every task is gone: nobody else touches the data any more.
             return;
         }
         latch::wait(&Done(&self.done));
+    }
+
+    /// How many scoped tasks are not yet freed (a snapshot).
+    fn tasks(&self) -> usize {
+        let spare: usize = self
+            .pools
+            .iter()
+            .map(|pool| pool.load(Ordering::Relaxed) & !CLOSED)
+            .sum();
+        self.live.load(Ordering::Relaxed).saturating_sub(spare + 1)
     }
 }
 
@@ -120,13 +269,13 @@ unsafe impl Send for ScopedKind {}
 
 impl ScopedKind {
     fn new(data: &ScopeData) -> ScopedKind {
-        data.live.fetch_add(1, Ordering::Relaxed);
+        data.take_credit(data.own_pool());
         ScopedKind { data }
     }
 
     fn data(&self) -> &ScopeData {
-        // SAFETY: the task holding this kind is counted in `live`, so the
-        // scope is still waiting and its data is alive.
+        // SAFETY: the task holding this kind holds a credit (see
+        // `ScopeData`), so the scope is still waiting and its data is alive.
         unsafe { &*self.data }
     }
 }
@@ -145,14 +294,7 @@ impl TaskKind for ScopedKind {
 
     fn released(self) {
         let data = self.data();
-        if data.live.fetch_sub(1, Ordering::AcqRel) == 1 {
-            let waiter = data.waiter.take();
-            // The last access to `data`: the scope may return right after.
-            data.done.store(true, Ordering::Release);
-            if let Some(waiter) = waiter {
-                waiter.wake();
-            }
-        }
+        data.put_credits(data.own_pool(), 1);
     }
 }
 
@@ -242,7 +384,7 @@ impl<'scope, 'env> Scope<'scope, 'env> {
         F: for<'s> FnOnce(&'s Scope<'s, 'env>) -> R,
     {
         let scope = Scope {
-            data: ScopeData::new(),
+            data: ScopeData::new(registry),
             registry,
             scope: PhantomData,
             env: PhantomData,
@@ -263,7 +405,7 @@ impl<'scope, 'env> Scope<'scope, 'env> {
 impl fmt::Debug for Scope<'_, '_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Scope")
-            .field("live_orders", &(self.data.live.load(Ordering::Relaxed) - 1))
+            .field("live_orders", &self.data.tasks())
             .finish_non_exhaustive()
     }
 }
@@ -471,3 +613,6 @@ impl<T> fmt::Debug for ScopedOrder<'_, T> {
             .finish_non_exhaustive()
     }
 }
+
+#[cfg(all(test, loom))]
+mod loom_tests;

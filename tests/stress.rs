@@ -306,3 +306,63 @@ fn cancel_storm_against_running_bakers() {
         assert_eq!(ran[i].load(Ordering::Relaxed), expected, "order {i}");
     }
 }
+
+/// A node of a tree of scoped orders: submits `FANOUT` children, joins the
+/// first and leaves the others to the scope (their handles dropped, one of
+/// them detached while still queued, most likely). Every node that runs
+/// adds one to `ran`; returns the nodes counted through joins.
+fn scoped_tree<'scope>(
+    s: &'scope bakery::Scope<'scope, '_>,
+    ran: &'scope AtomicUsize,
+    depth: u32,
+) -> usize {
+    const FANOUT: usize = 3;
+    ran.fetch_add(1, Ordering::Relaxed);
+    if depth == 0 {
+        return 1;
+    }
+    let mut children: Vec<_> = (0..FANOUT)
+        .map(|_| s.submit(move || scoped_tree(s, ran, depth - 1)))
+        .collect();
+    let joined = children.remove(0).join().expect("a scoped node");
+    drop(children);
+    1 + joined
+}
+
+/// How many nodes a `scoped_tree` of `depth` has.
+fn scoped_tree_nodes(depth: u32) -> usize {
+    (0..=depth).map(|level| 3usize.pow(level)).sum()
+}
+
+#[test]
+fn scopes_from_many_threads_wait_for_every_order() {
+    // More bakers than cores, so that scoped orders are created and freed on
+    // many bakers' credit pools at once.
+    let bakery = Arc::new(Bakery::new(4));
+    let depth = 5;
+    let rounds = scaled(40);
+    let check = move |bakery: &Bakery| {
+        for _ in 0..rounds {
+            let ran = AtomicUsize::new(0);
+            let joined = bakery.scope(|s| scoped_tree(s, &ran, depth));
+            // Every node ran before the scope returned, joined or not.
+            assert_eq!(ran.load(Ordering::Relaxed), scoped_tree_nodes(depth));
+            assert_eq!(joined, depth as usize + 1);
+        }
+    };
+    std::thread::scope(|outside| {
+        for _ in 0..3 {
+            outside.spawn(|| check(&bakery));
+        }
+        // And scopes opened from inside the bakery.
+        let inside: Vec<_> = (0..2)
+            .map(|_| {
+                let bakery2 = bakery.clone();
+                bakery.submit(move || check(&bakery2))
+            })
+            .collect();
+        for order in inside {
+            order.join().expect("scopes inside a baker finish");
+        }
+    });
+}
