@@ -33,7 +33,7 @@ use crate::job::{JobRef, Mode};
 use crate::latch::Probe;
 use crate::registry::Registry;
 use crate::sleep::SlotState;
-use crate::sync::{local, thread, Arc, Worker};
+use crate::sync::{fence, local, thread, Arc, Ordering, Worker};
 use crate::unwind::{self, AbortIfPanic};
 use crate::waiter::Waiter;
 use crossbeam_deque::Steal;
@@ -123,9 +123,17 @@ impl BakerThread {
         job.execute(self.registry.mode());
     }
 
+    /// Takes a job from the injector, with a batch more into the local
+    /// deque, announced like a push so that no sleeping colleague misses it
+    /// (see [`crate::injector`]).
     #[inline]
     fn take_injected(&self) -> Option<JobRef> {
-        self.registry.injector.pop_batch(&self.worker)
+        let (job, moved) = self.registry.injector.pop_batch(&self.worker)?;
+        if moved > 0 {
+            fence(Ordering::SeqCst);
+            self.registry.sleep.new_work(|| self.worker.len() <= moved);
+        }
+        Some(job)
     }
 
     fn steal(&self) -> Option<JobRef> {
@@ -286,8 +294,11 @@ impl BakerThread {
             // taken from it now are cancelled, not run; only work already
             // under way (forks, scoped orders, carried `join`s and `install`s)
             // still runs.
+            // One at a time, not a batch: a batch could carry other waiting
+            // bakers' forks into this deque, where they would stay once this
+            // baker's own wait ends.
             if self.registry.mode() == Mode::Cancel {
-                if let Some(job) = self.take_injected() {
+                if let Some(job) = self.registry.injector.pop() {
                     self.execute(job);
                     rounds = 0;
                     continue;

@@ -3,8 +3,8 @@
 //! It is a FIFO ring buffer behind a lock, with its length mirrored in an
 //! atomic so that the many looks that find it empty (a baker searching, the
 //! sleep protocol's re-check, `has_work`) read one word and take no lock.
-//! A baker takes a share of the queue at a time into its own deque, so the
-//! lock is taken about once per batch by the bakers, once per order by
+//! A baker takes up to [`MAX_BATCH`] orders at a time into its own deque, so
+//! the lock is taken about once per batch by the bakers, once per order by
 //! submitters.
 //!
 //! # Why not a lock-free queue
@@ -29,6 +29,20 @@
 //! reads), as they did with any other queue (see [`crate::sleep`] and
 //! [`crate::registry`]). A reader that sees zero skips the lock; a reader
 //! that sees more takes the lock and finds the truth there.
+//!
+//! A batch moves into the baker's own deque after the lock is released, so
+//! that submitters never wait for it: the lock covers only the move out of
+//! the ring. While the batch is in flight it is in neither queue, and a
+//! colleague about to sleep may find nothing anywhere. So a baker that
+//! moved a batch announces it as new work in its deque, with the same
+//! `SeqCst` fence and look at the sleep counters as a submitter (see
+//! `BakerThread::take_injected`): either the colleague's last look sees the
+//! batch, or the baker sees the colleague asleep and wakes it. (Moving the
+//! batch under the lock closes the gap too, but made a stream of tiny
+//! orders from one thread about half again as slow on 2 cores.) A
+//! `shutdown_now` that drains the queues while a batch is in flight misses
+//! it; the baker that holds it cancels those orders as it takes them, or a
+//! colleague steals and cancels them.
 
 use crate::job::JobRef;
 use crate::sync::{AtomicUsize, Mutex, Ordering, Worker};
@@ -79,30 +93,30 @@ impl Injector {
     /// the next ones into `dest`, the caller's own deque, where the other
     /// bakers can still steal them. Taking a whole batch rather than a fair
     /// share keeps the bakers off the lock while a stream of orders comes
-    /// in; stealing evens the load out.
+    /// in; stealing evens the load out. Returns the job and how many were
+    /// moved: the caller must then announce them (see the module docs).
     #[inline]
-    pub(crate) fn pop_batch(&self, dest: &Worker<JobRef>) -> Option<JobRef> {
+    pub(crate) fn pop_batch(&self, dest: &Worker<JobRef>) -> Option<(JobRef, usize)> {
         if self.is_empty() {
             return None;
         }
         let mut batch: [Option<JobRef>; MAX_BATCH] = [const { None }; MAX_BATCH];
-        let job = {
+        let (job, moved) = {
             let mut queue = self.queue.lock();
             let job = queue.pop_front()?;
-            let extra = queue.len().min(MAX_BATCH);
-            for (slot, moved) in batch.iter_mut().zip(queue.drain(..extra)) {
-                *slot = Some(moved);
+            let moved = queue.len().min(MAX_BATCH);
+            for (slot, entry) in batch.iter_mut().zip(queue.drain(..moved)) {
+                *slot = Some(entry);
             }
             self.len.store(queue.len(), Ordering::Release);
-            job
+            (job, moved)
         };
         // The owner pops its deque from the back: push the batch newest
-        // first, so the oldest comes out first. Outside the lock, so that a
-        // submitter waits for no more than the move out of the ring.
-        for moved in batch.into_iter().rev().flatten() {
-            dest.push(moved);
+        // first, so the oldest comes out first.
+        for entry in batch.into_iter().take(moved).rev().flatten() {
+            dest.push(entry);
         }
-        Some(job)
+        Some((job, moved))
     }
 
     /// Whether the queue looked empty (see the module docs).
@@ -170,7 +184,8 @@ mod tests {
         assert_eq!(injector.len(), jobs.len());
 
         let worker = Worker::new_lifo();
-        let first = injector.pop_batch(&worker).expect("a job");
+        let (first, moved) = injector.pop_batch(&worker).expect("a job");
+        assert_eq!(moved, MAX_BATCH);
         assert_eq!(index_of(&jobs, &first), 0);
         assert_eq!(worker.len(), MAX_BATCH);
         assert_eq!(injector.len(), jobs.len() - 1 - MAX_BATCH);
@@ -183,7 +198,8 @@ mod tests {
             job.execute(Mode::Run);
         }
         // A short queue is taken whole.
-        let next = injector.pop_batch(&worker).expect("a job");
+        let (next, moved) = injector.pop_batch(&worker).expect("a job");
+        assert_eq!(moved, 6);
         assert_eq!(index_of(&jobs, &next), MAX_BATCH + 1);
         next.execute(Mode::Run);
         assert!(injector.is_empty());
@@ -197,3 +213,6 @@ mod tests {
         );
     }
 }
+
+#[cfg(all(test, loom))]
+mod loom_tests;

@@ -59,14 +59,19 @@ use std::time::Duration;
 ///   that would hold more than [`KEEP`] gives them all back to `live`.
 ///
 /// So `live` is always the credits in the pools, plus those held by tasks
-/// not yet freed, plus 1 while the body runs; and a task costs two
-/// compare-and-swaps on a word that usually only its baker touches.
+/// not yet freed, plus those on their way between a pool and `live` (a
+/// batch just grabbed, a full pool's contents being given back), plus 1
+/// while the body runs; and a task costs two compare-and-swaps on a word
+/// that usually only its baker touches.
 ///
 /// # Waiting for the last task
 ///
-/// When the body returns, the scope registers itself as the waiter, then
-/// *closes* every pool: it swaps in [`CLOSED`] and gives back what the pool
-/// held, together with its own count. From then on a thread that finds its
+/// When the body returns, the scope *closes* every pool: it swaps in
+/// [`CLOSED`] and adds up what the pools held. If `live` holds more than
+/// that and its own count, a task still holds a credit, and the scope
+/// registers itself as the waiter. Then it gives back the pools' credits
+/// together with its own count. (If `live` held no more, no task exists and
+/// none can be created, so nobody else can bring `live` to zero.) From then on a thread that finds its
 /// pool closed takes or gives back credits on `live` directly. Whoever
 /// brings `live` to zero is the last one to touch the data:
 ///
@@ -215,14 +220,17 @@ impl ScopeData {
 
     /// Waits until every task of the scope was freed.
     fn wait_for_tasks(&self) {
-        if self.live.load(Ordering::Acquire) > 1 {
-            self.waiter.register(latch::current_waiter(), || false);
-        }
         let spare: usize = self
             .pools
             .iter()
             .map(|pool| pool.swap(CLOSED, Ordering::AcqRel) & !CLOSED)
             .sum();
+        // More than the pools' credits and the body's own: some task holds
+        // one (or credits are on their way), so the last give-back may come
+        // from a task, which must find the waiter registered.
+        if self.live.load(Ordering::Acquire) > spare + 1 {
+            self.waiter.register(latch::current_waiter(), || false);
+        }
         if self.live.fetch_sub(spare + 1, Ordering::AcqRel) == spare + 1 {
             // Every task is gone: nobody else touches the data any more.
             return;
@@ -230,7 +238,9 @@ impl ScopeData {
         latch::wait(&Done(&self.done));
     }
 
-    /// How many scoped tasks are not yet freed (a snapshot).
+    /// About how many scoped tasks are not yet freed, for `Debug`: the
+    /// pools are read one by one while credits move, so it can be off by a
+    /// batch.
     fn tasks(&self) -> usize {
         let spare: usize = self
             .pools
@@ -251,9 +261,10 @@ impl Probe for Done<'_> {
     }
 
     fn register(&self, _waiter: impl FnOnce() -> Waiter) -> bool {
-        // Registered once, before the scope dropped its count; the last task
-        // sets `done` before it wakes that waiter, and both a parked thread
-        // and a sleeping baker keep a wake-up that comes early.
+        // Registered once, before the scope gave back its count; the last
+        // task sets `done` before it wakes that waiter. A parked thread keeps
+        // an unpark that comes early; a baker checks `done` again under its
+        // slot's lock before it sleeps, and the wake-up takes that lock.
         !self.probe()
     }
 }
