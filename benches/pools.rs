@@ -188,15 +188,25 @@ fn tiny(i: u64) -> u64 {
     black_box(i).wrapping_mul(3).wrapping_add(1)
 }
 
-fn tiny_orders(c: &mut Criterion, threads: usize) {
-    const GROUP: &str = "tiny_orders";
-    let pools = Pools::new(threads);
-    let expected: u64 = (0..TINY_ORDERS).map(tiny).sum();
-    let mut group = c.benchmark_group(GROUP);
+/// The group for a run of `TINY_ORDERS` tiny orders: one iteration is long
+/// enough for flat sampling.
+fn tiny_group<'a>(
+    c: &'a mut Criterion,
+    name: &str,
+) -> BenchmarkGroup<'a, criterion::measurement::WallTime> {
+    let mut group = c.benchmark_group(name);
     group
         .sampling_mode(SamplingMode::Flat)
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(3));
+    group
+}
+
+fn tiny_orders(c: &mut Criterion, threads: usize) {
+    const GROUP: &str = "tiny_orders";
+    let pools = Pools::new(threads);
+    let expected: u64 = (0..TINY_ORDERS).map(tiny).sum();
+    let mut group = tiny_group(c, GROUP);
 
     let bakery = &pools.bakery;
     let mut orders = Vec::with_capacity(TINY_ORDERS as usize);
@@ -316,11 +326,7 @@ fn tiny_orders_shared(c: &mut Criterion, threads: usize) {
     const GROUP: &str = "tiny_orders_shared";
     let pools = Pools::new(threads);
     let expected: u64 = (0..TINY_ORDERS).map(tiny).sum();
-    let mut group = c.benchmark_group(GROUP);
-    group
-        .sampling_mode(SamplingMode::Flat)
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(3));
+    let mut group = tiny_group(c, GROUP);
 
     let bakery = &pools.bakery;
     bench(&mut group, GROUP, "bakery", |b| {

@@ -293,10 +293,9 @@ impl BakerThread {
             // forks, moved there by `Registry::cancel_queued_now`. Orders
             // taken from it now are cancelled, not run; only work already
             // under way (forks, scoped orders, carried `join`s and `install`s)
-            // still runs.
-            // One at a time, not a batch: a batch could carry other waiting
-            // bakers' forks into this deque, where they would stay once this
-            // baker's own wait ends.
+            // still runs. One at a time, not a batch: a batch could carry
+            // other waiting bakers' forks into this deque, where they would
+            // stay once this baker's own wait ends.
             if self.registry.mode() == Mode::Cancel {
                 if let Some(job) = self.registry.injector.pop() {
                     self.execute(job);

@@ -71,9 +71,10 @@ use std::time::Duration;
 /// that and its own count, a task still holds a credit, and the scope
 /// registers itself as the waiter. Then it gives back the pools' credits
 /// together with its own count. (If `live` held no more, no task exists and
-/// none can be created, so nobody else can bring `live` to zero.) From then on a thread that finds its
-/// pool closed takes or gives back credits on `live` directly. Whoever
-/// brings `live` to zero is the last one to touch the data:
+/// none can be created, so nobody else can bring `live` to zero.) From then
+/// on a thread that finds its pool closed takes or gives back credits on
+/// `live` directly. Whoever brings `live` to zero is the last one to touch
+/// the data:
 ///
 /// * if that is the scope itself, every task is gone and it returns;
 /// * if that is a task, it takes the registered waiter (the scope's

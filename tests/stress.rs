@@ -307,6 +307,9 @@ fn cancel_storm_against_running_bakers() {
     }
 }
 
+/// How many children a `scoped_tree` node submits.
+const FANOUT: usize = 3;
+
 /// A node of a tree of scoped orders: submits `FANOUT` children, joins the
 /// first and leaves the others to the scope (their handles dropped, one of
 /// them detached while still queued, most likely). Every node that runs
@@ -316,7 +319,6 @@ fn scoped_tree<'scope>(
     ran: &'scope AtomicUsize,
     depth: u32,
 ) -> usize {
-    const FANOUT: usize = 3;
     ran.fetch_add(1, Ordering::Relaxed);
     if depth == 0 {
         return 1;
@@ -331,7 +333,7 @@ fn scoped_tree<'scope>(
 
 /// How many nodes a `scoped_tree` of `depth` has.
 fn scoped_tree_nodes(depth: u32) -> usize {
-    (0..=depth).map(|level| 3usize.pow(level)).sum()
+    (0..=depth).map(|level| FANOUT.pow(level)).sum()
 }
 
 #[test]

@@ -21,8 +21,18 @@ use loom::thread;
 const BAKERS: usize = 2;
 const OUTSIDE: usize = BAKERS;
 
-fn scope() -> Arc<ScopeData> {
-    Arc::new(ScopeData::with_pools(BAKERS + 1, 0))
+/// A scope, and a `freed` flag for each of the `TASKS` tasks a model
+/// creates in it.
+fn scope<const TASKS: usize>() -> (Arc<ScopeData>, Arc<[AtomicBool; TASKS]>) {
+    (
+        Arc::new(ScopeData::with_pools(BAKERS + 1, 0)),
+        Arc::new(std::array::from_fn(|_| AtomicBool::new(false))),
+    )
+}
+
+/// Whether every task was freed.
+fn all_freed(freed: &[AtomicBool]) -> bool {
+    freed.iter().all(|flag| flag.load(Ordering::Relaxed))
 }
 
 /// Frees a task on the thread that owns pool `index`.
@@ -34,9 +44,7 @@ fn free(data: &ScopeData, freed: &AtomicBool, index: usize) {
 #[test]
 fn tasks_freed_on_two_bakers_while_the_scope_closes() {
     loom::model(|| {
-        let data = scope();
-        let freed: Arc<[AtomicBool; 2]> =
-            Arc::new([AtomicBool::new(false), AtomicBool::new(false)]);
+        let (data, freed) = scope::<2>();
         // The body creates two tasks.
         data.take_credit(OUTSIDE);
         data.take_credit(OUTSIDE);
@@ -47,7 +55,7 @@ fn tasks_freed_on_two_bakers_while_the_scope_closes() {
             })
             .collect();
         data.wait_for_tasks();
-        assert!(freed.iter().all(|flag| flag.load(Ordering::Relaxed)));
+        assert!(all_freed(&*freed));
         for baker in bakers {
             baker.join().unwrap();
         }
@@ -57,9 +65,7 @@ fn tasks_freed_on_two_bakers_while_the_scope_closes() {
 #[test]
 fn a_task_creates_another_while_the_scope_closes() {
     loom::model(|| {
-        let data = scope();
-        let freed: Arc<[AtomicBool; 2]> =
-            Arc::new([AtomicBool::new(false), AtomicBool::new(false)]);
+        let (data, freed) = scope::<2>();
         // The body creates a task, which runs on baker 0, creates a child
         // there and is freed; the child is freed on baker 1.
         data.take_credit(OUTSIDE);
@@ -76,7 +82,7 @@ fn a_task_creates_another_while_the_scope_closes() {
             })
         };
         data.wait_for_tasks();
-        assert!(freed.iter().all(|flag| flag.load(Ordering::Relaxed)));
+        assert!(all_freed(&*freed));
         parent.join().unwrap().join().unwrap();
     });
 }
@@ -84,12 +90,7 @@ fn a_task_creates_another_while_the_scope_closes() {
 #[test]
 fn a_full_pool_gives_back_while_the_scope_closes() {
     loom::model(|| {
-        let data = scope();
-        let freed: Arc<[AtomicBool; 3]> = Arc::new([
-            AtomicBool::new(false),
-            AtomicBool::new(false),
-            AtomicBool::new(false),
-        ]);
+        let (data, freed) = scope::<3>();
         // Three tasks, all freed on baker 0: the third would fill its pool
         // past `KEEP`, so it gives them all back.
         for _ in 0..3 {
@@ -104,7 +105,7 @@ fn a_full_pool_gives_back_while_the_scope_closes() {
             })
         };
         data.wait_for_tasks();
-        assert!(freed.iter().all(|flag| flag.load(Ordering::Relaxed)));
+        assert!(all_freed(&*freed));
         baker.join().unwrap();
     });
 }
