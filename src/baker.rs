@@ -334,6 +334,9 @@ pub(crate) fn run(registry: Arc<Registry>, index: usize, worker: Worker<JobRef>)
         depth: Cell::new(0),
     };
     local::set((&baker as *const BakerThread).cast());
+    // For the thread's whole life, thread-local destructors included: a
+    // shutdown started on this thread must not wait for it.
+    local::set_home(baker.registry.id());
     // Orders catch their own panics; anything escaping here is a bug in the
     // pool, which must not keep running half-broken.
     let abort = AbortIfPanic;
@@ -343,6 +346,11 @@ pub(crate) fn run(registry: Arc<Registry>, index: usize, worker: Worker<JobRef>)
     baker.main_loop();
     if let Some(hook) = &baker.registry.stop_hook {
         unwind::quietly(|| hook(index));
+        // The hook runs on a baker, so what it submits went onto this
+        // baker's own deque, and what its waits took from the injector may
+        // be there too: finish it all before going home, as for any work
+        // submitted while the bakery closes.
+        baker.main_loop();
     }
     std::mem::forget(abort);
     // Work drained from here on runs as outside work: it cannot push onto

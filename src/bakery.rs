@@ -1,12 +1,11 @@
 //! The pool handle: submit orders, fork-join, open scopes, shut down.
 
-use crate::baker::BakerThread;
 use crate::builder::BakeryBuilder;
 use crate::error::{ShutdownTimeoutError, TrySubmitError};
 use crate::order::{Order, OrderKind};
 use crate::registry::Registry;
 use crate::scope::Scope;
-use crate::sync::{Arc, Ordering};
+use crate::sync::{local, Arc, Ordering};
 use crate::{join, task};
 use std::fmt;
 use std::time::{Duration, Instant};
@@ -269,6 +268,15 @@ impl Bakery {
     /// [`Scope`]; `scope` returns only after every one of them finished. A
     /// baker calling `scope` keeps working for its bakery while it waits.
     ///
+    /// # Leaking a handle keeps the scope waiting
+    ///
+    /// A scoped order's value may borrow what the scope borrows, so `scope`
+    /// waits until every [`ScopedOrder`](crate::ScopedOrder) is gone, not
+    /// only until every order ran. A handle leaked with [`std::mem::forget`]
+    /// (or kept in a reference cycle) is never gone: `scope` then waits for
+    /// ever. That is safe, since nothing borrowed is used after the scope, but
+    /// it hangs the caller; join or drop every handle instead.
+    ///
     /// # Panics
     ///
     /// If `f` panics, once every scoped order finished, with `f`'s panic.
@@ -360,15 +368,16 @@ impl Bakery {
     }
 
     /// Like [`shutdown`](Bakery::shutdown), but waits at most `timeout`.
-    /// Called from one of this bakery's own bakers, it cannot wait at all
-    /// and reports at once.
     ///
     /// # Errors
     ///
-    /// [`ShutdownTimeoutError`] if some bakers were still at work when time
-    /// ran out, with how many, and how many orders were still queued. They
-    /// keep going and every order still reports its outcome; only the wait
-    /// is given up.
+    /// [`ShutdownTimeoutError::TimedOut`] if some bakers were still at work
+    /// when time ran out, with how many, and how many orders were still
+    /// queued. [`ShutdownTimeoutError::OnOwnBaker`] at once, without
+    /// waiting, when called on one of this bakery's own threads, which
+    /// cannot wait for the bakers since it is one of them. Either way the
+    /// bakery is closed, the bakers keep going and every order still reports
+    /// its outcome; only the wait is given up.
     ///
     /// # Examples
     ///
@@ -382,17 +391,21 @@ impl Bakery {
     /// ```
     pub fn shutdown_timeout(mut self, timeout: Duration) -> Result<(), ShutdownTimeoutError> {
         self.registry.close(false);
-        let deadline = if self.on_own_baker() {
-            // A baker cannot wait for itself: report at once.
-            Some(Instant::now())
-        } else {
-            Instant::now().checked_add(timeout)
-        };
-        match self.registry.wait_for_bakers(deadline) {
+        if self.on_own_baker() {
+            self.detach_on_drop = true;
+            return Err(ShutdownTimeoutError::OnOwnBaker {
+                busy_bakers: self.registry.alive(),
+                queued_orders: self.registry.queued(),
+            });
+        }
+        match self
+            .registry
+            .wait_for_bakers(Instant::now().checked_add(timeout))
+        {
             Ok(()) => Ok(()),
             Err(busy_bakers) => {
                 self.detach_on_drop = true;
-                Err(ShutdownTimeoutError {
+                Err(ShutdownTimeoutError::TimedOut {
                     busy_bakers,
                     queued_orders: self.registry.queued(),
                 })
@@ -407,9 +420,12 @@ impl Bakery {
         }
     }
 
-    /// Whether the calling thread is one of this bakery's bakers.
+    /// Whether the calling thread is one of this bakery's bakers' threads,
+    /// at any moment of its life: in its loop, in a hook, or in a
+    /// thread-local destructor after its loop ended. Such a thread must not
+    /// wait for the bakers, which would mean waiting for itself.
     fn on_own_baker(&self) -> bool {
-        BakerThread::with_current(|baker| baker.is_some_and(|b| b.belongs_to(self.registry.id())))
+        local::home() == self.registry.id()
     }
 
     fn wait_for_bakers(&self, deadline: Option<Instant>) {

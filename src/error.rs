@@ -411,35 +411,66 @@ impl<H> fmt::Debug for JoinTimeoutError<H> {
     }
 }
 
-/// A shutdown that ran out of time before every baker went home.
+/// Why [`Bakery::shutdown_timeout`](crate::Bakery::shutdown_timeout)
+/// returned before every baker went home.
 ///
-/// Returned by [`Bakery::shutdown_timeout`](crate::Bakery::shutdown_timeout).
 /// The bakers still at work are not killed (no thread can be): they finish
 /// what they hold and the queued orders, every one of which still reports its
-/// outcome to its handle, and then exit on their own.
+/// outcome to its handle, and then exit on their own. Only the wait is given
+/// up.
 ///
 /// # Examples
 ///
 /// ```
+/// use bakery::ShutdownTimeoutError;
 /// use std::time::Duration;
 ///
 /// let bakery = bakery::Bakery::new(1);
 /// let (tx, rx) = std::sync::mpsc::channel::<()>();
 /// let long = bakery.submit(move || rx.recv().is_ok());
 /// let report = bakery.shutdown_timeout(Duration::from_millis(20)).unwrap_err();
-/// assert_eq!(report.busy_bakers(), 1);
+/// assert!(matches!(report, ShutdownTimeoutError::TimedOut { busy_bakers: 1, .. }));
 /// tx.send(()).unwrap();
 /// assert!(long.join().unwrap());
 /// ```
 #[derive(Debug, Error, Clone, Copy, PartialEq, Eq)]
-#[error("shutdown timed out with {busy_bakers} bakers still at work and {queued_orders} orders still queued")]
-pub struct ShutdownTimeoutError {
-    pub(crate) busy_bakers: usize,
-    pub(crate) queued_orders: usize,
+#[non_exhaustive]
+pub enum ShutdownTimeoutError {
+    /// Time ran out while bakers were still at work.
+    #[error(
+        "shutdown timed out with {} still at work and {} queued",
+        Count(*busy_bakers, "baker"),
+        Count(*queued_orders, "order")
+    )]
+    #[non_exhaustive]
+    TimedOut {
+        /// How many bakers were running an order (or a hook) when time ran
+        /// out.
+        busy_bakers: usize,
+        /// How many entries were still queued (see
+        /// [`queued_orders`](ShutdownTimeoutError::queued_orders)).
+        queued_orders: usize,
+    },
+    /// Called on one of the bakery's own bakers, which cannot wait for the
+    /// bakers (it is one of them): the bakery is closed, and nothing was
+    /// waited for.
+    #[error(
+        "shutdown cannot wait for the bakers from one of them: {} still at work",
+        Count(*busy_bakers, "baker")
+    )]
+    #[non_exhaustive]
+    OnOwnBaker {
+        /// How many bakers were at work, the caller's own included.
+        busy_bakers: usize,
+        /// How many entries were still queued.
+        queued_orders: usize,
+    },
 }
 
 impl ShutdownTimeoutError {
-    /// How many bakers had not gone home when time ran out.
+    /// How many bakers were still at work when the shutdown stopped
+    /// waiting: running an order or a hook, the caller's own baker included
+    /// for [`OnOwnBaker`](ShutdownTimeoutError::OnOwnBaker).
     ///
     /// # Examples
     ///
@@ -455,12 +486,16 @@ impl ShutdownTimeoutError {
     /// assert!(long.join().unwrap());
     /// ```
     pub fn busy_bakers(&self) -> usize {
-        self.busy_bakers
+        match *self {
+            ShutdownTimeoutError::TimedOut { busy_bakers, .. }
+            | ShutdownTimeoutError::OnOwnBaker { busy_bakers, .. } => busy_bakers,
+        }
     }
 
-    /// How many entries were still waiting in the queues when time ran out:
-    /// a snapshot (the bakers keep working through them), which can also
-    /// count entries of orders already cancelled or run elsewhere.
+    /// How many entries were still waiting in the queues when the shutdown
+    /// stopped waiting: a snapshot (the bakers keep working through them),
+    /// which can also count entries of orders already cancelled or run
+    /// elsewhere.
     ///
     /// # Examples
     ///
@@ -485,6 +520,19 @@ impl ShutdownTimeoutError {
     /// }
     /// ```
     pub fn queued_orders(&self) -> usize {
-        self.queued_orders
+        match *self {
+            ShutdownTimeoutError::TimedOut { queued_orders, .. }
+            | ShutdownTimeoutError::OnOwnBaker { queued_orders, .. } => queued_orders,
+        }
+    }
+}
+
+/// A count with its noun, singular for one: "1 baker", "3 orders".
+struct Count(usize, &'static str);
+
+impl fmt::Display for Count {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let Count(n, noun) = *self;
+        write!(f, "{n} {noun}{}", if n == 1 { "" } else { "s" })
     }
 }

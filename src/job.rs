@@ -163,18 +163,18 @@ where
         func()
     }
 
-    /// The result left by the thief, re-raising its panic.
+    /// The outcome left by the thief: its value, or its panic's payload.
     ///
     /// Call only once the latch is set.
-    pub(crate) fn into_result(self) -> R {
+    pub(crate) fn into_outcome(self) -> Result<R, Payload> {
         let result = self.result.with_mut(|result| {
             // SAFETY: the latch is set: the thief wrote the result before
             // setting it and touches the job no more.
             unsafe { mem::replace(&mut *result, JobResult::None) }
         });
         match result {
-            JobResult::Ok(value) => value,
-            JobResult::Panic(payload) => unwind::resume_unwinding(payload),
+            JobResult::Ok(value) => Ok(value),
+            JobResult::Panic(payload) => Err(payload),
             JobResult::None => unreachable!("a join's second half never ran"),
         }
     }

@@ -23,7 +23,7 @@ use crate::latch::{BakerLatch, Probe};
 use crate::registry::Registry;
 use crate::sync::{fence, Ordering};
 use crate::task::{NewTask, TaskKind};
-use crate::unwind;
+use crate::unwind::{self, Payload};
 
 /// The kind of the task that carries a cold `join` or an `install` into the
 /// pool. It is never cancelled (neither has a way to report it) and never
@@ -80,15 +80,35 @@ where
             if !pop_back(baker, &job_b.latch, job_b_id) {
                 baker.wait_until(&job_b.latch);
             }
+            // What is left of `b` (its unrun closure, or what it returned or
+            // raised) is dropped before the unwinding starts, where a
+            // destructor that panics cannot abort the process.
+            unwind::quietly(move || drop(job_b));
             unwind::resume_unwinding(payload);
         }
     };
 
-    if pop_back(baker, &job_b.latch, job_b_id) {
-        return (result_a, job_b.run_inline());
+    let result_b = if pop_back(baker, &job_b.latch, job_b_id) {
+        unwind::halt_unwinding(|| job_b.run_inline())
+    } else {
+        baker.wait_until(&job_b.latch);
+        job_b.into_outcome()
+    };
+    both(result_a, result_b)
+}
+
+/// The two results of a join whose first half returned: `b`'s panic is
+/// re-raised once `a`'s value is dropped, where a destructor that panics
+/// cannot abort the process by panicking during the unwinding.
+#[inline]
+fn both<RA, RB>(a: RA, b: Result<RB, Payload>) -> (RA, RB) {
+    match b {
+        Ok(b) => (a, b),
+        Err(payload) => {
+            unwind::quietly(move || drop(a));
+            unwind::resume_unwinding(payload)
+        }
     }
-    baker.wait_until(&job_b.latch);
-    (result_a, job_b.into_result())
 }
 
 /// Pops the local deque until the fork comes back (returns `true`) or the
@@ -119,7 +139,10 @@ where
         BakerThread::with_current(|baker| match baker {
             Some(baker) if baker.belongs_to(pool) => join_here(baker, a, b),
             // Run by the caller itself because the pool is closing.
-            _ => (a(), b()),
+            _ => {
+                let a = a();
+                both(a, unwind::halt_unwinding(b))
+            }
         })
     })
 }

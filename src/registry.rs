@@ -58,6 +58,8 @@ use std::time::Instant;
 
 /// The state shared by a bakery's handles and bakers.
 pub(crate) struct Registry {
+    /// Unique in the process and never reused (see [`Registry::id`]).
+    id: usize,
     pub(crate) injector: Injector,
     pub(crate) stealers: Box<[Stealer<JobRef>]>,
     pub(crate) sleep: Sleep,
@@ -75,7 +77,19 @@ pub(crate) struct Registry {
     /// Bakers whose thread has not finished its main loop yet.
     alive: Mutex<usize>,
     gone: Condvar,
-    threads: Mutex<Vec<JoinHandle<()>>>,
+    threads: Mutex<Threads>,
+    /// Signalled when the bakers' threads have all been joined.
+    joined: Condvar,
+}
+
+/// The bakers' threads and who joins them: the first shutdown to get here
+/// joins them; every other one waits until that is done, so that every
+/// shutdown that returns means the threads are gone.
+#[derive(Default)]
+struct Threads {
+    handles: Vec<JoinHandle<()>>,
+    joining: bool,
+    joined: bool,
 }
 
 /// Everything [`Registry::new`] needs.
@@ -90,7 +104,10 @@ pub(crate) struct RegistryParts {
 impl Registry {
     pub(crate) fn new(parts: RegistryParts) -> Registry {
         let bakers = parts.stealers.len();
+        // Starts at 1: 0 means "no bakery" in a thread's home slot.
+        static NEXT_ID: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(1);
         Registry {
+            id: NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             injector: Injector::new(),
             stealers: parts.stealers.into_boxed_slice(),
             sleep: Sleep::new(bakers),
@@ -104,14 +121,18 @@ impl Registry {
             present: AtomicUsize::new(bakers),
             alive: Mutex::new(bakers),
             gone: Condvar::new(),
-            threads: Mutex::new(Vec::new()),
+            threads: Mutex::new(Threads::default()),
+            joined: Condvar::new(),
         }
     }
 
-    /// An identity for this pool, compared against an order's.
+    /// An identity for this pool, compared against an order's and against
+    /// a thread's home (see [`crate::sync::local::home`]). Unlike the
+    /// registry's address it is never reused, so a thread that outlives
+    /// its bakery can never mistake a later one for its own.
     #[inline]
     pub(crate) fn id(&self) -> usize {
-        self as *const Registry as usize
+        self.id
     }
 
     pub(crate) fn bakers(&self) -> usize {
@@ -280,7 +301,7 @@ impl Registry {
 
     /// Records the bakers' threads, to be joined at shutdown.
     pub(crate) fn set_threads(&self, threads: Vec<JoinHandle<()>>) {
-        *self.threads.lock() = threads;
+        self.threads.lock().handles = threads;
     }
 
     /// Forgets `count` bakers that never started.
@@ -297,9 +318,23 @@ impl Registry {
         self.gone.notify_all();
     }
 
-    /// Waits until every baker left (or `deadline` passes), then joins their
-    /// threads. Returns `Err(bakers still at work)` on timeout.
+    /// How many bakers have not finished their loop yet.
+    pub(crate) fn alive(&self) -> usize {
+        *self.alive.lock()
+    }
+
+    /// Waits until every baker left (or `deadline` passes), then until
+    /// their threads are joined: by this call, or by a concurrent one that
+    /// got there first. Returns `Err(bakers still at work)` on timeout.
+    ///
+    /// Must not be called from one of this pool's own threads, which would
+    /// wait for itself.
     pub(crate) fn wait_for_bakers(&self, deadline: Option<Instant>) -> Result<(), usize> {
+        debug_assert_ne!(
+            crate::sync::local::home(),
+            self.id,
+            "a baker waiting for itself"
+        );
         {
             let mut alive = self.alive.lock();
             while *alive > 0 {
@@ -313,12 +348,34 @@ impl Registry {
                 }
             }
         }
-        let threads = std::mem::take(&mut *self.threads.lock());
-        for thread in threads {
+        let mut threads = self.threads.lock();
+        if threads.joining {
+            while !threads.joined {
+                match deadline {
+                    None => self.joined.wait(&mut threads),
+                    Some(deadline) => {
+                        if self.joined.wait_until(&mut threads, deadline).timed_out()
+                            && !threads.joined
+                        {
+                            // Every baker left its loop; only their threads'
+                            // last moments (thread-local destructors) remain.
+                            return Err(0);
+                        }
+                    }
+                }
+            }
+            return Ok(());
+        }
+        threads.joining = true;
+        let handles = std::mem::take(&mut threads.handles);
+        drop(threads);
+        for thread in handles {
             // A baker's thread never unwinds (its loop aborts instead), so
             // there is no panic to report here.
             let _ = thread.join();
         }
+        self.threads.lock().joined = true;
+        self.joined.notify_all();
         Ok(())
     }
 }

@@ -301,7 +301,12 @@ impl TaskKind for ScopedKind {
         let mut first = self.data().panic.lock();
         if first.is_none() {
             *first = Some(panic.into_payload());
+            return;
         }
+        drop(first);
+        // Only the first is re-raised. This runs on a baker, where a panic
+        // from the payload's own destructor must not unwind.
+        unwind::quietly(|| drop(panic));
     }
 
     fn released(self) {
@@ -404,12 +409,18 @@ impl<'scope, 'env> Scope<'scope, 'env> {
         let result = unwind::halt_unwinding(|| body(&scope));
         scope.data.wait_for_tasks();
         let unobserved = scope.data.panic.lock().take();
-        match result {
-            Err(payload) => unwind::resume_unwinding(payload),
-            Ok(_) if unobserved.is_some() => {
-                unwind::resume_unwinding(unobserved.expect("checked above"))
+        // Whatever is not handed on is dropped before unwinding starts: a
+        // destructor that panics while a panic unwinds would abort.
+        match (result, unobserved) {
+            (Err(payload), unobserved) => {
+                unwind::quietly(|| drop(unobserved));
+                unwind::resume_unwinding(payload)
             }
-            Ok(value) => value,
+            (Ok(value), Some(payload)) => {
+                unwind::quietly(|| drop(value));
+                unwind::resume_unwinding(payload)
+            }
+            (Ok(value), None) => value,
         }
     }
 }
@@ -428,7 +439,12 @@ impl fmt::Debug for Scope<'_, '_> {
 /// Dropping it detaches the order, which still finishes before the scope
 /// ends; if it panics, the scope re-raises that panic when it ends. So,
 /// unlike a plain [`Order`](crate::Order), a scoped order can be submitted
-/// and forgotten without losing anything.
+/// and dropped without losing anything.
+///
+/// Leaking it is another matter: the scope waits until every handle is
+/// gone (the value it holds may borrow from the scope), so a handle passed
+/// to [`std::mem::forget`] keeps its scope waiting for ever. See
+/// [`Bakery::scope`](crate::Bakery::scope).
 ///
 /// # Examples
 ///

@@ -46,12 +46,15 @@ mod imp {
         }
     }
 
-    /// The thread-local slot that tells a thread which baker it is.
+    /// The thread-local slots that tell a thread which baker it is.
     pub(crate) mod local {
         use std::cell::Cell;
 
         std::thread_local! {
             static CURRENT: Cell<*const ()> = const { Cell::new(std::ptr::null()) };
+            // No destructor: readable to the thread's very end, including
+            // from other thread-locals' destructors.
+            static HOME: Cell<usize> = const { Cell::new(0) };
         }
 
         #[inline]
@@ -61,6 +64,17 @@ mod imp {
 
         pub(crate) fn set(value: *const ()) {
             CURRENT.with(|cell| cell.set(value));
+        }
+
+        /// The identity of the bakery whose baker this thread was started
+        /// as, or 0: kept for the thread's whole life.
+        #[inline]
+        pub(crate) fn home() -> usize {
+            HOME.with(Cell::get)
+        }
+
+        pub(crate) fn set_home(value: usize) {
+            HOME.with(|cell| cell.set(value));
         }
     }
 }
@@ -182,12 +196,13 @@ mod imp {
         }
     }
 
-    /// The thread-local slot that tells a thread which baker it is.
+    /// The thread-local slots that tell a thread which baker it is.
     pub(crate) mod local {
         use std::cell::Cell;
 
         loom::thread_local! {
             static CURRENT: Cell<*const ()> = Cell::new(std::ptr::null());
+            static HOME: Cell<usize> = Cell::new(0);
         }
 
         pub(crate) fn get() -> *const () {
@@ -196,6 +211,14 @@ mod imp {
 
         pub(crate) fn set(value: *const ()) {
             CURRENT.with(|cell| cell.set(value));
+        }
+
+        pub(crate) fn home() -> usize {
+            HOME.with(Cell::get)
+        }
+
+        pub(crate) fn set_home(value: usize) {
+            HOME.with(|cell| cell.set(value));
         }
     }
 }

@@ -595,7 +595,7 @@ fn shutdown_timeout_reports_what_did_not_finish() {
     assert_eq!(report.queued_orders(), 5);
     assert_eq!(
         report.to_string(),
-        "shutdown timed out with 2 bakers still at work and 5 orders still queued"
+        "shutdown timed out with 2 bakers still at work and 5 orders queued"
     );
     release_tx.send(()).unwrap();
     release_tx.send(()).unwrap();
