@@ -1,12 +1,12 @@
 //! The pool handle: submit orders, fork-join, open scopes, shut down.
 
 use crate::builder::BakeryBuilder;
+use crate::engine::registry::Registry;
+use crate::engine::sync::{local, Arc};
+use crate::engine::{join, submit, task};
 use crate::error::{ShutdownTimeoutError, TrySubmitError};
 use crate::order::{Order, OrderKind};
-use crate::registry::Registry;
 use crate::scope::Scope;
-use crate::sync::{local, Arc, Ordering};
-use crate::{join, task};
 use std::fmt;
 use std::time::{Duration, Instant};
 
@@ -155,7 +155,7 @@ impl Bakery {
         T: Send + 'static,
     {
         let registry = &*self.registry;
-        match registry.try_submit(order, || self.order_kind()) {
+        match submit::try_submit(registry, order, || self.order_kind()) {
             Ok(raw) => Order::new(raw),
             Err(order) => {
                 drop(order);
@@ -185,8 +185,7 @@ impl Bakery {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        self.registry
-            .try_submit(order, || self.order_kind())
+        submit::try_submit(&self.registry, order, || self.order_kind())
             .map(Order::new)
             .map_err(TrySubmitError)
     }
@@ -367,7 +366,14 @@ impl Bakery {
         self.wait_for_bakers(None);
     }
 
-    /// Like [`shutdown`](Bakery::shutdown), but waits at most `timeout`.
+    /// Like [`shutdown`](Bakery::shutdown), but waits at most `timeout` for
+    /// the bakers' work.
+    ///
+    /// When time runs out with no baker at work and no order queued, the
+    /// bakers still there are on their way out with nothing to run, and it
+    /// waits for them: shutting down an idle bakery succeeds even with
+    /// [`Duration::ZERO`]. Joining the bakers' threads waits for their
+    /// thread-local destructors, which the timeout does not bound.
     ///
     /// # Errors
     ///
@@ -394,7 +400,7 @@ impl Bakery {
         if self.on_own_baker() {
             self.detach_on_drop = true;
             return Err(ShutdownTimeoutError::OnOwnBaker {
-                busy_bakers: self.registry.alive(),
+                busy_bakers: self.registry.busy_bakers(),
                 queued_orders: self.registry.queued(),
             });
         }
@@ -416,7 +422,7 @@ impl Bakery {
     /// The kind of this bakery's plain orders.
     fn order_kind(&self) -> OrderKind {
         OrderKind {
-            panic_handler: self.registry.panic_handler.clone(),
+            panic_handler: self.registry.panic_handler().cloned(),
         }
     }
 
@@ -425,7 +431,7 @@ impl Bakery {
     /// thread-local destructor after its loop ended. Such a thread must not
     /// wait for the bakers, which would mean waiting for itself.
     fn on_own_baker(&self) -> bool {
-        local::home() == self.registry.id()
+        local::home() == self.registry.id().as_home()
     }
 
     fn wait_for_bakers(&self, deadline: Option<Instant>) {
@@ -456,7 +462,7 @@ impl Clone for Bakery {
     /// assert_eq!(counter.submit(|| 2).join().unwrap(), 2, "still open: one handle is left");
     /// ```
     fn clone(&self) -> Self {
-        self.registry.handles.fetch_add(1, Ordering::Relaxed);
+        self.registry.add_handle();
         Bakery::from_registry(self.registry.clone())
     }
 }
@@ -482,7 +488,7 @@ impl Drop for Bakery {
     /// assert_eq!(baked.load(Ordering::SeqCst), 10);
     /// ```
     fn drop(&mut self) {
-        if self.registry.handles.fetch_sub(1, Ordering::AcqRel) == 1 {
+        if self.registry.drop_handle() {
             self.registry.close(false);
             if !self.detach_on_drop {
                 self.wait_for_bakers(None);

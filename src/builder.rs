@@ -1,19 +1,14 @@
 //! Configuring and starting a bakery.
 
-use crate::baker;
 use crate::bakery::Bakery;
+use crate::engine::baker_record::BakerRecord;
+use crate::engine::baker_thread;
+use crate::engine::job::JobRef;
+use crate::engine::registry::{Hook, PanicHandler, Registry, RegistryParts};
+use crate::engine::roster::MAX_BAKERS;
+use crate::engine::sync::{thread, Arc, Worker};
 use crate::error::{BuildError, PanicError};
-use crate::job::JobRef;
-use crate::registry::{Registry, RegistryParts};
-use crate::sleep::MAX_BAKERS;
-use crate::sync::{thread, Arc, Worker};
 use std::fmt;
-
-/// The type of a panic handler: see [`BakeryBuilder::panic_handler`].
-pub(crate) type PanicHandler = dyn Fn(PanicError) + Send + Sync;
-
-/// The type of a start or stop hook.
-pub(crate) type Hook = Box<dyn Fn(usize) + Send + Sync>;
 
 type Namer = Box<dyn FnMut(usize) -> String + Send>;
 
@@ -280,21 +275,25 @@ impl BakeryBuilder {
 
         let workers: Vec<Worker<JobRef>> = (0..bakers).map(|_| Worker::new_lifo()).collect();
         let registry = Arc::new(Registry::new(RegistryParts {
-            stealers: workers.iter().map(Worker::stealer).collect(),
-            names: names.clone(),
+            records: workers
+                .iter()
+                .zip(&names)
+                .map(|(worker, name)| BakerRecord::new(worker.stealer(), name.as_str().into()))
+                .collect(),
+            max_bakers: bakers,
             panic_handler: self.panic_handler,
             start_hook: self.start_hook,
             stop_hook: self.stop_hook,
         }));
 
+        // Always set, so that a baker knows its stack's size (see
+        // `baker_thread`): the builder's, or what `std` would choose.
+        let stack_size = self.stack_size.unwrap_or_else(default_stack_size);
         let mut threads = Vec::with_capacity(bakers);
         for ((index, worker), name) in workers.into_iter().enumerate().zip(names) {
-            let mut builder = thread::Builder::new().name(name);
-            if let Some(bytes) = self.stack_size {
-                builder = builder.stack_size(bytes);
-            }
+            let builder = thread::Builder::new().name(name).stack_size(stack_size);
             let for_baker = registry.clone();
-            match builder.spawn(move || baker::run(for_baker, index, worker)) {
+            match builder.spawn(move || baker_thread::run(for_baker, index, worker, stack_size)) {
                 Ok(thread) => threads.push(thread),
                 Err(source) => {
                     registry.never_started(bakers - index);
@@ -312,6 +311,15 @@ impl BakeryBuilder {
 
 fn default_bakers() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// The stack size `std` gives a spawned thread: `RUST_MIN_STACK` if set,
+/// else 2 MiB.
+fn default_stack_size() -> usize {
+    std::env::var("RUST_MIN_STACK")
+        .ok()
+        .and_then(|bytes| bytes.parse().ok())
+        .unwrap_or(2 << 20)
 }
 
 impl fmt::Debug for BakeryBuilder {

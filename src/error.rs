@@ -1,7 +1,7 @@
 //! The errors a bakery reports: why an order has no value, why a pool could
 //! not be built, why a submission or a wait came back empty-handed.
 
-use crate::unwind::{self, Payload};
+use crate::engine::unwind::{self, Payload};
 use std::fmt;
 use std::io;
 use std::sync::Mutex;

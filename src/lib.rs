@@ -20,22 +20,15 @@
 #![warn(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+// The map of the source, for whoever works on it, is `src/README.md`.
+
 mod baker;
 mod bakery;
 mod builder;
+mod engine;
 mod error;
-mod injector;
-mod job;
-mod join;
-mod latch;
 mod order;
-mod registry;
 mod scope;
-mod sleep;
-mod sync;
-mod task;
-mod unwind;
-mod waiter;
 
 pub use crate::baker::Baker;
 pub use crate::bakery::Bakery;

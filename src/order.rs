@@ -1,18 +1,16 @@
 //! The handle to a submitted order: join it, poll it, wait with a timeout,
 //! cancel it, or drop it to detach.
 
-use crate::builder::PanicHandler;
+use crate::engine::registry::PanicHandler;
+use crate::engine::task::{RawOrder, TaskKind};
+use crate::engine::unwind;
 use crate::error::{JoinTimeoutError, OrderError, PanicError, TryJoinError};
-use crate::latch::{self, Probe};
-use crate::task::{RawOrder, TaskKind};
-use crate::unwind;
-use crate::waiter::Waiter;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The kind of a plain order: its unobserved panics go to the bakery's panic
 /// handler, if one was set.
@@ -34,96 +32,6 @@ impl TaskKind for OrderKind {
     }
 
     fn released(self) {}
-}
-
-impl<T> Probe for RawOrder<T> {
-    #[inline]
-    fn probe(&self) -> bool {
-        self.is_finished()
-    }
-
-    fn register(&self, waiter: impl FnOnce() -> Waiter) -> bool {
-        self.register_waiter(waiter())
-    }
-
-    fn unregister(&self) {
-        RawOrder::unregister(self);
-    }
-}
-
-impl<T> RawOrder<T> {
-    /// Waits for the outcome and takes it.
-    ///
-    /// A baker of the order's own pool that finds the order not yet started
-    /// runs it itself; any other baker keeps working for its pool while it
-    /// waits; any other thread parks.
-    pub(crate) fn join(self) -> Result<T, OrderError> {
-        if !self.is_finished() {
-            let popped = crate::baker::BakerThread::with_current(|baker| match baker {
-                Some(baker) if baker.belongs_to(self.pool()) => {
-                    if self.pending_at_home() == Some(baker.index()) {
-                        // Its entry is in this baker's own deque: pop down to
-                        // it, running what was pushed after it, and run it
-                        // here with no one else involved.
-                        while let Some(job) = baker.take_local() {
-                            if job.id() == self.job_id() {
-                                return Some((job, baker.registry().mode()));
-                            }
-                            baker.execute(job);
-                            if !self.is_pending() {
-                                // Stolen meanwhile.
-                                break;
-                            }
-                        }
-                    }
-                    // Not in this baker's deque: claim it where it sits, or
-                    // wait for it while working.
-                    if !self.run_here() {
-                        assert!(
-                            !self.runs_beneath_caller(),
-                            "joining this order would deadlock: it runs further down this \
-                             baker's own stack, waiting on work that is waiting on it"
-                        );
-                        latch::wait(&self);
-                    }
-                    None
-                }
-                _ => {
-                    latch::wait(&self);
-                    None
-                }
-            });
-            if let Some((job, mode)) = popped {
-                return self.join_popped(job, mode);
-            }
-        }
-        self.into_outcome()
-    }
-
-    /// Parks until the outcome is ready or `timeout` passes, then takes it
-    /// if there is one; never runs the order or other work on the calling
-    /// thread.
-    pub(crate) fn join_timeout(&mut self, timeout: Duration) -> Option<Result<T, OrderError>> {
-        // A timeout too large for `Instant` waits as long as it takes.
-        let deadline = Instant::now().checked_add(timeout);
-        latch::park_until(&*self, deadline);
-        self.take_outcome()
-    }
-
-    /// One `poll` of the handle as a future.
-    pub(crate) fn poll_outcome(&mut self, cx: &mut Context<'_>) -> Poll<Result<T, OrderError>> {
-        if let Some(outcome) = self.take_outcome() {
-            return Poll::Ready(outcome);
-        }
-        if self.register_waker(cx.waker()) {
-            Poll::Pending
-        } else {
-            Poll::Ready(
-                self.take_outcome()
-                    .expect("a finished order has an outcome"),
-            )
-        }
-    }
 }
 
 /// The handle to an order submitted with [`Bakery::submit`](crate::Bakery::submit).

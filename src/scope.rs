@@ -8,9 +8,9 @@
 //! # Why borrowing is sound
 //!
 //! Every scoped order is a task whose kind points at the scope's
-//! [`ScopeData`]. A task holds one of the scope's credits from its creation
+//! [`ScopeData`], which counts them (see [`credits`]). A task holds one of the scope's credits from its creation
 //! until its block is freed, after its closure and its value were dropped
-//! or taken (see [`crate::task`]), and the scope waits until every credit
+//! or taken (see [`crate::engine::task`]), and the scope waits until every credit
 //! came back before it returns, so no scoped closure, value, or handle
 //! outlives the borrows it holds. Handles cannot escape the scope (their
 //! type carries `'scope`), so every credit can come back; only leaking a
@@ -25,250 +25,20 @@
 //! re-raises the first of them with its original payload, as
 //! `std::thread::scope` does for threads that were not joined.
 
-use crate::baker::BakerThread;
+mod credits;
+
+use crate::engine::registry::Registry;
+use crate::engine::submit;
+use crate::engine::task::{self, RawOrder, TaskKind};
+use crate::engine::unwind;
 use crate::error::{JoinTimeoutError, OrderError, PanicError, TryJoinError};
-use crate::latch::{self, Probe};
-use crate::registry::Registry;
-use crate::sync::{AtomicBool, AtomicUsize, Mutex, Ordering};
-use crate::task::{self, RawOrder, TaskKind};
-use crate::unwind::{self, Payload};
-use crate::waiter::{Waiter, WaiterSlot};
-use crossbeam_utils::CachePadded;
+use credits::ScopeData;
 use std::fmt;
 use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
-
-/// What the scope and its tasks share. It lives inside the [`Scope`], on
-/// the stack of [`Bakery::scope`](crate::Bakery::scope)'s caller.
-///
-/// # Counting the tasks: credits
-///
-/// Every scoped task holds one *credit* from the moment it is created until
-/// its block is freed. `live` counts every credit handed out, plus one for
-/// the scope itself while its body runs. So that two bakers working on the
-/// same scope do not pass one shared word back and forth for every task,
-/// credits travel through per-thread *pools*, one per baker of the pool and
-/// one for every other thread:
-///
-/// * a new task takes a credit from the creating thread's pool; an empty
-///   pool first takes [`GRAB`] credits from `live` at once;
-/// * a freed task puts its credit into the releasing thread's pool; a pool
-///   that would hold more than [`KEEP`] gives them all back to `live`.
-///
-/// So `live` is always the credits in the pools, plus those held by tasks
-/// not yet freed, plus those on their way between a pool and `live` (a
-/// batch just grabbed, a full pool's contents being given back), plus 1
-/// while the body runs; and a task costs two compare-and-swaps on a word
-/// that usually only its baker touches.
-///
-/// # Waiting for the last task
-///
-/// When the body returns, the scope *closes* every pool: it swaps in
-/// [`CLOSED`] and adds up what the pools held. If `live` holds more than
-/// that and its own count, a task still holds a credit, and the scope
-/// registers itself as the waiter. Then it gives back the pools' credits
-/// together with its own count. (If `live` held no more, no task exists and
-/// none can be created, so nobody else can bring `live` to zero.) From then
-/// on a thread that finds its pool closed takes or gives back credits on
-/// `live` directly. Whoever brings `live` to zero is the last one to touch
-/// the data:
-///
-/// * if that is the scope itself, every task is gone and it returns;
-/// * if that is a task, it takes the registered waiter (the scope's
-///   registration happened before the scope's own give-back, which came
-///   before this one), stores `done`, which is its last access to the data,
-///   and only then wakes the waiter it owns.
-///
-/// The scope waits for `done`, not for `live`, so it cannot return (and
-/// free the data with its stack frame) while that task still reads the
-/// waiter slot.
-///
-/// # Why no credit is lost and nothing is touched too late
-///
-/// Every change to a pool is one compare-and-swap that checks for
-/// `CLOSED`, so a credit is either in the pool when the scope closes it
-/// (and the scope gives it back) or goes to `live` directly: none is
-/// stranded in a closed pool. A task that puts its credit into an open
-/// pool touches nothing afterwards, so it does not matter that the scope
-/// may end right after. A thread that takes credits (to create a task) is
-/// the body or a running task, which still holds its own credit, so `live`
-/// cannot reach zero under it.
-pub(crate) struct ScopeData {
-    /// Credits handed out, plus one while the body runs.
-    live: AtomicUsize,
-    /// Spare credits, one pool per baker and a last one for other threads;
-    /// [`CLOSED`] once the body returned.
-    pools: Box<[CachePadded<AtomicUsize>]>,
-    /// The pool whose bakers get their own pools.
-    pool: usize,
-    /// The scope's caller, registered before it closes the pools.
-    waiter: WaiterSlot,
-    /// Set by the task that gave back the last credit, as its last access.
-    done: AtomicBool,
-    /// The first panic nobody observed.
-    panic: Mutex<Option<Payload>>,
-}
-
-/// A pool's mark once the scope closed it.
-const CLOSED: usize = 1 << (usize::BITS - 1);
-
-/// How many credits an empty pool takes from `live` at once.
-#[cfg(not(loom))]
-const GRAB: usize = 32;
-#[cfg(loom)]
-const GRAB: usize = 2;
-
-/// The most credits a pool keeps; beyond that it gives them all back.
-#[cfg(not(loom))]
-const KEEP: usize = 64;
-#[cfg(loom)]
-const KEEP: usize = 2;
-
-impl ScopeData {
-    fn new(registry: &Registry) -> ScopeData {
-        ScopeData::with_pools(registry.bakers() + 1, registry.id())
-    }
-
-    /// A scope with `pools` pools whose bakers belong to pool `pool`.
-    fn with_pools(pools: usize, pool: usize) -> ScopeData {
-        ScopeData {
-            live: AtomicUsize::new(1),
-            pools: (0..pools)
-                .map(|_| CachePadded::new(AtomicUsize::new(0)))
-                .collect(),
-            pool,
-            waiter: WaiterSlot::new(),
-            done: AtomicBool::new(false),
-            panic: Mutex::new(None),
-        }
-    }
-
-    /// The calling thread's pool: its own if it is one of the pool's
-    /// bakers, the shared last one otherwise.
-    #[inline]
-    fn own_pool(&self) -> usize {
-        BakerThread::with_current(|baker| match baker {
-            Some(baker) if baker.belongs_to(self.pool) => baker.index(),
-            _ => self.pools.len() - 1,
-        })
-    }
-
-    /// Takes a credit for a new task from pool `index`. The caller is the
-    /// body or a running task of this scope, so `live` stays above zero
-    /// throughout.
-    #[inline]
-    fn take_credit(&self, index: usize) {
-        let pool = &self.pools[index];
-        let mut spare = pool.load(Ordering::Acquire);
-        loop {
-            if spare & CLOSED != 0 {
-                self.live.fetch_add(1, Ordering::Relaxed);
-                return;
-            }
-            if spare == 0 {
-                self.live.fetch_add(GRAB, Ordering::Relaxed);
-                self.put_credits(index, GRAB - 1);
-                return;
-            }
-            match pool.compare_exchange_weak(spare, spare - 1, Ordering::AcqRel, Ordering::Acquire)
-            {
-                Ok(_) => return,
-                Err(now) => spare = now,
-            }
-        }
-    }
-
-    /// Puts `credits` into pool `index`, or gives them back to `live` if the
-    /// pool is closed or would hold more than [`KEEP`]. After a successful
-    /// put this touches nothing: the credits may be given back, and the
-    /// scope end, at once.
-    #[inline]
-    fn put_credits(&self, index: usize, credits: usize) {
-        let pool = &self.pools[index];
-        let mut spare = pool.load(Ordering::Acquire);
-        loop {
-            if spare & CLOSED != 0 {
-                return self.give_back(credits);
-            }
-            let (new, back) = if spare + credits > KEEP {
-                (0, spare + credits)
-            } else {
-                (spare + credits, 0)
-            };
-            match pool.compare_exchange_weak(spare, new, Ordering::AcqRel, Ordering::Acquire) {
-                Ok(_) if back > 0 => return self.give_back(back),
-                Ok(_) => return,
-                Err(now) => spare = now,
-            }
-        }
-    }
-
-    /// Gives `credits` back to `live`; whoever gives back the last one
-    /// hands the end of the scope over to its waiter.
-    fn give_back(&self, credits: usize) {
-        if self.live.fetch_sub(credits, Ordering::AcqRel) == credits {
-            let waiter = self.waiter.take();
-            // The last access to the data: the scope may return right after.
-            self.done.store(true, Ordering::Release);
-            if let Some(waiter) = waiter {
-                waiter.wake();
-            }
-        }
-    }
-
-    /// Waits until every task of the scope was freed.
-    fn wait_for_tasks(&self) {
-        let spare: usize = self
-            .pools
-            .iter()
-            .map(|pool| pool.swap(CLOSED, Ordering::AcqRel) & !CLOSED)
-            .sum();
-        // More than the pools' credits and the body's own: some task holds
-        // one (or credits are on their way), so the last give-back may come
-        // from a task, which must find the waiter registered.
-        if self.live.load(Ordering::Acquire) > spare + 1 {
-            self.waiter.register(latch::current_waiter(), || false);
-        }
-        if self.live.fetch_sub(spare + 1, Ordering::AcqRel) == spare + 1 {
-            // Every task is gone: nobody else touches the data any more.
-            return;
-        }
-        latch::wait(&Done(&self.done));
-    }
-
-    /// About how many scoped tasks are not yet freed, for `Debug`: the
-    /// pools are read one by one while credits move, so it can be off by a
-    /// batch.
-    fn tasks(&self) -> usize {
-        let spare: usize = self
-            .pools
-            .iter()
-            .map(|pool| pool.load(Ordering::Relaxed) & !CLOSED)
-            .sum();
-        self.live.load(Ordering::Relaxed).saturating_sub(spare + 1)
-    }
-}
-
-/// The flag the last task sets; the scope's caller is already registered.
-struct Done<'a>(&'a AtomicBool);
-
-impl Probe for Done<'_> {
-    #[inline]
-    fn probe(&self) -> bool {
-        self.0.load(Ordering::Acquire)
-    }
-
-    fn register(&self, _waiter: impl FnOnce() -> Waiter) -> bool {
-        // Registered once, before the scope gave back its count; the last
-        // task sets `done` before it wakes that waiter. A parked thread keeps
-        // an unpark that comes early; a baker checks `done` again under its
-        // slot's lock before it sleeps, and the wake-up takes that lock.
-        !self.probe()
-    }
-}
 
 /// The kind of a scoped order.
 pub(crate) struct ScopedKind {
@@ -281,7 +51,7 @@ unsafe impl Send for ScopedKind {}
 
 impl ScopedKind {
     fn new(data: &ScopeData) -> ScopedKind {
-        data.take_credit(data.own_pool());
+        data.take_credit(data.own_cache());
         ScopedKind { data }
     }
 
@@ -311,7 +81,7 @@ impl TaskKind for ScopedKind {
 
     fn released(self) {
         let data = self.data();
-        data.put_credits(data.own_pool(), 1);
+        data.put_credits(data.own_cache(), 1);
     }
 }
 
@@ -381,10 +151,7 @@ impl<'scope, 'env> Scope<'scope, 'env> {
         F: FnOnce() -> T + Send + 'scope,
         T: Send + 'scope,
     {
-        let raw = match self
-            .registry
-            .try_submit(order, || ScopedKind::new(&self.data))
-        {
+        let raw = match submit::try_submit(self.registry, order, || ScopedKind::new(&self.data)) {
             Ok(raw) => raw,
             // The pool no longer takes orders from this thread: run it here,
             // so that scoped work is never lost.
@@ -401,7 +168,7 @@ impl<'scope, 'env> Scope<'scope, 'env> {
         F: for<'s> FnOnce(&'s Scope<'s, 'env>) -> R,
     {
         let scope = Scope {
-            data: ScopeData::new(registry),
+            data: ScopeData::new(registry.bakers(), registry.id()),
             registry,
             scope: PhantomData,
             env: PhantomData,
@@ -641,6 +408,3 @@ impl<T> fmt::Debug for ScopedOrder<'_, T> {
             .finish_non_exhaustive()
     }
 }
-
-#[cfg(all(test, loom))]
-mod loom_tests;

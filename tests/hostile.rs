@@ -168,6 +168,62 @@ fn a_bakers_thread_local_may_submit_and_shut_down_once_its_baker_left() {
 }
 
 // ---------------------------------------------------------------------------
+// Waits nested far deeper than usual
+// ---------------------------------------------------------------------------
+
+/// Each level waits on an order of the other bakery, which submits the
+/// next level back to the first one: both bakers' waits nest `n` deep, and
+/// the work each waits for sits in the other bakery's injector.
+fn hop(here: Arc<Bakery>, there: Arc<Bakery>, n: u32) -> u32 {
+    if n == 0 {
+        return 0;
+    }
+    let (h, t) = (here.clone(), there.clone());
+    there.submit(move || hop(t, h, n - 1)).join().unwrap() + 1
+}
+
+#[test]
+fn waits_nested_two_hundred_deep_across_two_bakeries_finish() {
+    for bakers in [1, 2] {
+        let a = Arc::new(Bakery::new(bakers));
+        let b = Arc::new(Bakery::new(bakers));
+        let (a2, b2) = (a.clone(), b.clone());
+        let order = a.submit(move || hop(a2, b2, 200));
+        assert_eq!(
+            order.join_timeout(PATIENCE).unwrap(),
+            200,
+            "{bakers} bakers"
+        );
+    }
+}
+
+/// `depth` scopes nested inside scoped orders that nobody joins, so every
+/// level is a scope waiting for its orders; the innermost order is
+/// submitted to the innermost scope by a thread outside the bakery, so it
+/// sits in the injector while the only baker waits 20 scopes deep.
+fn nested_scopes(bakery: &Bakery, depth: u32) -> u32 {
+    let mut below = 0;
+    bakery.scope(|s| {
+        if depth == 0 {
+            thread::scope(|t| {
+                t.spawn(|| drop(s.submit(|| below = 1)));
+            });
+        } else {
+            drop(s.submit(|| below = nested_scopes(bakery, depth - 1)));
+        }
+    });
+    below + 1
+}
+
+#[test]
+fn twenty_nested_scopes_waiting_on_outside_work_finish_on_one_baker() {
+    let bakery = Arc::new(Bakery::new(1));
+    let door = bakery.clone();
+    let order = bakery.submit(move || nested_scopes(&door, 20));
+    assert_eq!(order.join_timeout(PATIENCE).unwrap(), 22);
+}
+
+// ---------------------------------------------------------------------------
 // Panics inside panic handling
 // ---------------------------------------------------------------------------
 
@@ -274,6 +330,15 @@ fn shutdown_timeout_on_one_of_its_own_bakers_says_so() {
         "shutdown cannot wait for the bakers from one of them: 1 baker still at work"
     );
     drop(bakery);
+}
+
+#[test]
+fn shutdown_timeout_with_no_time_on_an_idle_bakery_succeeds() {
+    let bakery = Bakery::new(4);
+    bakery.submit(|| ()).join().unwrap();
+    // Let every baker fall asleep.
+    thread::sleep(Duration::from_millis(50));
+    assert_eq!(bakery.shutdown_timeout(Duration::ZERO), Ok(()));
 }
 
 #[test]

@@ -33,7 +33,7 @@ fn submit_races_the_baker_falling_asleep() {
 /// Two orders from two threads on two bakers: both run exactly once,
 /// whichever baker wakes, sleeps or steals. Four threads make this model's
 /// space large, so it is explored with at most one preemption (the
-/// protocol's two-baker races are modelled in full in `src/sleep`).
+/// protocol's two-baker races are modelled in full in `src/engine/sleep`).
 #[test]
 fn two_submitters_two_bakers() {
     let mut builder = loom::model::Builder::new();

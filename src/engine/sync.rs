@@ -10,7 +10,7 @@
 //! `parking_lot` and `crossbeam-deque` are not loom-aware. Under loom the
 //! locks are loom's own, wrapped to keep `parking_lot`'s API (no poisoning,
 //! `Condvar::wait(&mut guard)`), and the deques are a small lock-based
-//! stand-in with the same interface, in [`deque`]. Loom checks the crate's own
+//! stand-in with the same interface, in `sync/deque.rs`. Loom checks the crate's own
 //! protocols; crossbeam-deque is checked by its own authors.
 //!
 //! [loom]: https://docs.rs/loom
@@ -20,7 +20,7 @@ mod imp {
     pub(crate) use crossbeam_deque::{Stealer, Worker};
     pub(crate) use crossbeam_utils::Backoff;
     pub(crate) use parking_lot::{Condvar, Mutex};
-    pub(crate) use std::sync::atomic::{fence, AtomicBool, AtomicUsize, Ordering};
+    pub(crate) use std::sync::atomic::{fence, AtomicBool, AtomicPtr, AtomicUsize, Ordering};
     pub(crate) use std::sync::Arc;
 
     /// Threads: spawning, parking and identity.
@@ -83,7 +83,7 @@ mod imp {
 mod imp {
     pub(crate) use super::deque::{Stealer, Worker};
     pub(crate) use loom::cell::UnsafeCell;
-    pub(crate) use loom::sync::atomic::{fence, AtomicBool, AtomicUsize, Ordering};
+    pub(crate) use loom::sync::atomic::{fence, AtomicBool, AtomicPtr, AtomicUsize, Ordering};
     pub(crate) use loom::sync::Arc;
     use std::ops::{Deref, DerefMut};
     use std::time::Instant;

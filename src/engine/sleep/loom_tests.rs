@@ -9,12 +9,69 @@
 //! deadlock here.
 
 use super::*;
-use crate::sync::{fence, Arc, AtomicBool};
+use crate::engine::sync::{fence, Arc, AtomicBool};
 use loom::thread;
+
+/// The sleep state of a few bakers: the counter word and their slots, with
+/// the protocol's calls by baker index.
+pub(crate) struct Bakers {
+    sleep: Sleep,
+    slots: Vec<Slot>,
+}
+
+impl Slots for Vec<Slot> {
+    fn count(&self) -> usize {
+        self.len()
+    }
+
+    fn slot(&self, index: usize) -> &Slot {
+        &self[index]
+    }
+}
+
+impl Bakers {
+    pub(crate) fn new(bakers: usize) -> Bakers {
+        Bakers {
+            sleep: Sleep::new(),
+            slots: (0..bakers).map(|_| Slot::new()).collect(),
+        }
+    }
+
+    pub(crate) fn start_searching(&self) {
+        self.sleep.start_searching();
+    }
+
+    pub(crate) fn stop_searching(&self, has_work: impl FnOnce() -> bool) {
+        self.sleep.stop_searching(&self.slots, has_work);
+    }
+
+    pub(crate) fn new_work(&self, queue_was_empty: impl FnOnce() -> bool) {
+        self.sleep.new_work(&self.slots, queue_was_empty);
+    }
+
+    pub(crate) fn sleep(
+        &self,
+        index: usize,
+        mode: SlotState,
+        keep_sleeping: impl Fn() -> bool,
+        has_work: impl FnOnce() -> bool,
+    ) {
+        self.sleep
+            .sleep(&self.slots[index], mode, keep_sleeping, has_work);
+    }
+
+    pub(crate) fn wake_specific(&self, index: usize) {
+        self.sleep.wake_specific(&self.slots[index]);
+    }
+
+    pub(crate) fn wake_all(&self) {
+        self.sleep.wake_all(&self.slots);
+    }
+}
 
 /// A baker's search-then-sleep loop over a single queued flag. Returns when
 /// it took the job, or when `closed` is set and nothing is queued.
-fn baker(sleep: &Sleep, queued: &AtomicBool, closed: &AtomicBool) -> bool {
+fn baker(sleep: &Bakers, queued: &AtomicBool, closed: &AtomicBool) -> bool {
     sleep.start_searching();
     loop {
         // The crossbeam deques publish a push with a Release store and read
@@ -42,9 +99,9 @@ fn baker(sleep: &Sleep, queued: &AtomicBool, closed: &AtomicBool) -> bool {
 
 /// The sleep state of `bakers` bakers, an empty one-flag queue, and an open
 /// pool.
-fn pool(bakers: usize) -> (Arc<Sleep>, Arc<AtomicBool>, Arc<AtomicBool>) {
+fn pool(bakers: usize) -> (Arc<Bakers>, Arc<AtomicBool>, Arc<AtomicBool>) {
     (
-        Arc::new(Sleep::new(bakers)),
+        Arc::new(Bakers::new(bakers)),
         Arc::new(AtomicBool::new(false)),
         Arc::new(AtomicBool::new(false)),
     )
@@ -52,7 +109,7 @@ fn pool(bakers: usize) -> (Arc<Sleep>, Arc<AtomicBool>, Arc<AtomicBool>) {
 
 /// Starts baker 0 on its own thread; it returns whether it took the job.
 fn spawn_baker(
-    sleep: &Arc<Sleep>,
+    sleep: &Arc<Bakers>,
     queued: &Arc<AtomicBool>,
     closed: &Arc<AtomicBool>,
 ) -> thread::JoinHandle<bool> {
@@ -100,8 +157,8 @@ fn latch_races_its_owner_falling_asleep() {
     const SET: usize = 2;
     for mode in [SlotState::Idle, SlotState::Waiting] {
         loom::model(move || {
-            let sleep = Arc::new(Sleep::new(1));
-            let latch = Arc::new(crate::sync::AtomicUsize::new(UNSET));
+            let sleep = Arc::new(Bakers::new(1));
+            let latch = Arc::new(crate::engine::sync::AtomicUsize::new(UNSET));
             let owner = {
                 let (sleep, latch) = (sleep.clone(), latch.clone());
                 thread::spawn(move || {
@@ -134,9 +191,9 @@ fn latch_races_its_owner_falling_asleep() {
 #[test]
 fn two_submits_two_bakers() {
     loom::model(|| {
-        let sleep = Arc::new(Sleep::new(2));
-        let jobs = Arc::new(crate::sync::AtomicUsize::new(0));
-        let taken = Arc::new(crate::sync::AtomicUsize::new(0));
+        let sleep = Arc::new(Bakers::new(2));
+        let jobs = Arc::new(crate::engine::sync::AtomicUsize::new(0));
+        let taken = Arc::new(crate::engine::sync::AtomicUsize::new(0));
         let closed = Arc::new(AtomicBool::new(false));
         let workers: Vec<_> = (0..2)
             .map(|index| {
@@ -199,7 +256,10 @@ fn two_submits_two_bakers() {
 fn a_searcher_leaving_hands_the_job_to_a_sleeper() {
     loom::model(|| {
         let (sleep, queued, closed) = pool(2);
-        let taken = Arc::new((crate::sync::Mutex::new(false), crate::sync::Condvar::new()));
+        let taken = Arc::new((
+            crate::engine::sync::Mutex::new(false),
+            crate::engine::sync::Condvar::new(),
+        ));
         // Y: an ordinary baker that takes the job or sleeps.
         let sleeper = {
             let (sleep, queued, closed, taken) =

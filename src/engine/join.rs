@@ -14,16 +14,17 @@
 //! as one task (one allocation) and waits for it, like rayon's cold path;
 //! `install` carries any closure the same way.
 //!
-//! [`JobRef`]: crate::job::JobRef
+//! [`JobRef`]: crate::engine::job::JobRef
+//! [`StackJob`]: crate::engine::stack_job::StackJob
 
-use crate::baker::BakerThread;
+use crate::engine::baker_thread::BakerThread;
+use crate::engine::latch::BakerLatch;
+use crate::engine::probe::Probe;
+use crate::engine::registry::Registry;
+use crate::engine::stack_job::StackJob;
+use crate::engine::task::{NewTask, TaskKind};
+use crate::engine::unwind::{self, Payload};
 use crate::error::OrderError;
-use crate::job::StackJob;
-use crate::latch::{BakerLatch, Probe};
-use crate::registry::Registry;
-use crate::sync::{fence, Ordering};
-use crate::task::{NewTask, TaskKind};
-use crate::unwind::{self, Payload};
 
 /// The kind of the task that carries a cold `join` or an `install` into the
 /// pool. It is never cancelled (neither has a way to report it) and never
@@ -36,7 +37,7 @@ impl TaskKind for Carrier {
     fn unobserved_panic(&self, panic: crate::error::PanicError) {
         // The caller always takes the outcome; a panic dropping leftovers of
         // a finished fork-join has nobody to go to.
-        crate::unwind::quietly(|| drop(panic));
+        unwind::quietly(|| drop(panic));
     }
 
     fn released(self) {}
@@ -50,9 +51,9 @@ where
     RA: Send,
     RB: Send,
 {
-    BakerThread::with_current(|baker| match baker {
-        Some(baker) if baker.belongs_to(registry.id()) => join_here(baker, a, b),
-        _ => join_cold(registry, a, b),
+    BakerThread::with_own(registry.id(), |baker| match baker {
+        Some(baker) => join_here(baker, a, b),
+        None => join_cold(registry, a, b),
     })
 }
 
@@ -136,10 +137,10 @@ where
 {
     let pool = registry.id();
     carry(registry, move || {
-        BakerThread::with_current(|baker| match baker {
-            Some(baker) if baker.belongs_to(pool) => join_here(baker, a, b),
+        BakerThread::with_own(pool, |baker| match baker {
+            Some(baker) => join_here(baker, a, b),
             // Run by the caller itself because the pool is closing.
-            _ => {
+            None => {
                 let a = a();
                 both(a, unwind::halt_unwinding(b))
             }
@@ -154,9 +155,9 @@ where
     OP: FnOnce() -> R + Send,
     R: Send,
 {
-    BakerThread::with_current(|baker| match baker {
-        Some(baker) if baker.belongs_to(registry.id()) => op(),
-        _ => carry(registry, op),
+    BakerThread::with_own(registry.id(), |baker| match baker {
+        Some(_) => op(),
+        None => carry(registry, op),
     })
 }
 
@@ -174,17 +175,10 @@ where
     // before the task completed and its outcome was taken: the block may be
     // freed later, but by then it holds nothing borrowed.
     let job = unsafe { task.job_ref() };
-    registry.injector.push(job);
-    fence(Ordering::SeqCst);
     let order = task.into_handle();
-    if registry.is_closed() {
-        // The bakers may be gone before they see the task: run it here unless
-        // one of them already started it.
-        order.run_here();
-        registry.drain_if_deserted();
-    } else {
-        registry.sleep.new_work(|| registry.holds_one(None));
-    }
+    // The bakers may be gone before they see the task if the pool closed
+    // meanwhile: run it here unless one of them already started it.
+    registry.inject(job, || order.run_here());
     match order.join() {
         Ok(value) => value,
         Err(OrderError::Panicked(panic)) => panic.resume(),

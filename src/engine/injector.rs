@@ -26,8 +26,8 @@
 //! whenever the lock is free. Lock-free readers may see it late; the
 //! protocols that must not miss an entry pair the read with `SeqCst` fences
 //! (a submitter pushes, then fences; a baker about to sleep fences, then
-//! reads), as they did with any other queue (see [`crate::sleep`] and
-//! [`crate::registry`]). A reader that sees zero skips the lock; a reader
+//! reads), as they did with any other queue (see [`super::sleep`] and
+//! [`super::registry`]). A reader that sees zero skips the lock; a reader
 //! that sees more takes the lock and finds the truth there.
 //!
 //! A batch moves into the baker's own deque after the lock is released, so
@@ -36,7 +36,7 @@
 //! colleague about to sleep may find nothing anywhere. So a baker that
 //! moved a batch announces it as new work in its deque, with the same
 //! `SeqCst` fence and look at the sleep counters as a submitter (see
-//! `BakerThread::take_injected`): either the colleague's last look sees the
+//! `Registry::take_injected`): either the colleague's last look sees the
 //! batch, or the baker sees the colleague asleep and wakes it. (Moving the
 //! batch under the lock closes the gap too, but made a stream of tiny
 //! orders from one thread about half again as slow on 2 cores.) A
@@ -44,8 +44,8 @@
 //! it; the baker that holds it cancels those orders as it takes them, or a
 //! colleague steals and cancels them.
 
-use crate::job::JobRef;
-use crate::sync::{AtomicUsize, Mutex, Ordering, Worker};
+use crate::engine::job::JobRef;
+use crate::engine::sync::{AtomicUsize, Mutex, Ordering, Worker};
 use crossbeam_utils::CachePadded;
 use std::collections::VecDeque;
 use std::fmt;
@@ -143,8 +143,8 @@ impl fmt::Debug for Injector {
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::{Injector, MAX_BATCH};
-    use crate::job::{Job, JobRef, Mode};
-    use crate::sync::Worker;
+    use crate::engine::job::{Job, JobRef, Mode};
+    use crate::engine::sync::Worker;
     use std::cell::Cell;
     use std::ptr::NonNull;
 

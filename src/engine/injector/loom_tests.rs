@@ -3,15 +3,16 @@
 //! colleague searches and falls asleep. The job it runs waits for the moved
 //! one, so the colleague must not sleep through the batch.
 //!
-//! Baker 0 does what `BakerThread::take_injected` does; baker 1 searches
+//! Baker 0 does what `Registry::take_injected` does; baker 1 searches
 //! and sleeps as a baker's main loop does. The model is known to bite:
 //! without the announcement (the fence and `Sleep::new_work` after the
 //! batch lands), loom reports a deadlock.
 
 use super::*;
-use crate::job::{Job, Mode};
-use crate::sleep::{Sleep, SlotState};
-use crate::sync::{fence, Arc, AtomicBool};
+use crate::engine::job::{Job, Mode};
+use crate::engine::sleep::loom_tests::Bakers;
+use crate::engine::sleep::SlotState;
+use crate::engine::sync::{fence, Arc, AtomicBool};
 use crossbeam_deque::Steal;
 use loom::thread;
 use std::ptr::NonNull;
@@ -34,7 +35,7 @@ fn nothing() -> JobRef {
 #[test]
 fn a_colleague_does_not_sleep_through_a_batch_in_flight() {
     loom::model(|| {
-        let sleep = Arc::new(Sleep::new(2));
+        let sleep = Arc::new(Bakers::new(2));
         let injector = Arc::new(Injector::new());
         injector.push(nothing());
         injector.push(nothing());

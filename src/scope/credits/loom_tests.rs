@@ -14,10 +14,10 @@
 //! fails the `freed` check.
 
 use super::*;
-use crate::sync::Arc;
+use crate::engine::sync::Arc;
 use loom::thread;
 
-/// Pools 0 and 1 stand for two bakers, pool 2 for every other thread.
+/// Caches 0 and 1 stand for two bakers, cache 2 for every other thread.
 const BAKERS: usize = 2;
 const OUTSIDE: usize = BAKERS;
 
@@ -25,7 +25,7 @@ const OUTSIDE: usize = BAKERS;
 /// creates in it.
 fn scope<const TASKS: usize>() -> (Arc<ScopeData>, Arc<[AtomicBool; TASKS]>) {
     (
-        Arc::new(ScopeData::with_pools(BAKERS + 1, 0)),
+        Arc::new(ScopeData::with_caches(BAKERS + 1, RegistryId::none())),
         Arc::new(std::array::from_fn(|_| AtomicBool::new(false))),
     )
 }
@@ -35,7 +35,7 @@ fn all_freed(freed: &[AtomicBool]) -> bool {
     freed.iter().all(|flag| flag.load(Ordering::Relaxed))
 }
 
-/// Frees a task on the thread that owns pool `index`.
+/// Frees a task on the thread that owns cache `index`.
 fn free(data: &ScopeData, freed: &AtomicBool, index: usize) {
     freed.store(true, Ordering::Relaxed);
     data.put_credits(index, 1);

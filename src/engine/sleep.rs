@@ -72,7 +72,7 @@
 //! finds its slot asleep and wakes it.
 //!
 //! A baker waiting deep in nested waits stops taking unrelated work (to bound
-//! its stack, see [`MAX_HELP_DEPTH`](crate::baker)). Such a baker sleeps as
+//! its stack, see [`super::baker_thread`]). Such a baker sleeps as
 //! [`SlotState::Waiting`]: it is not counted as sleeping, and a wake-up for
 //! new work never picks it, since it would not take the work.
 //!
@@ -84,15 +84,19 @@
 //! same "fence, then look at every queue" check, so an order pushed by a
 //! submitter that had not yet seen `closed` is either run or, if the
 //! submitter sees `closed` after its push, rejected by the submitter (see
-//! `registry.rs`).
+//! [`super::registry::shutdown`]).
+//!
+//! # Where the slots live
+//!
+//! Each slot lives in its baker's record (see [`super::baker_record`]); the
+//! counter word lives here. The functions that must find a slot to wake
+//! take the bakers' slots as a [`Slots`].
 
-use crate::sync::{thread, thread::Thread, AtomicUsize, Mutex, Ordering};
+use crate::engine::sync::{fence, thread, thread::Thread, AtomicUsize, Mutex, Ordering};
 use crossbeam_utils::CachePadded;
 
-/// The most bakers one bakery can hold: each half of the counter word has 16
-/// bits on every platform.
-pub(crate) const MAX_BAKERS: usize = 0xFFFF;
-
+// Each half of the counter word has 16 bits on every platform, which is
+// why a bakery holds at most `roster::MAX_BAKERS` bakers.
 const SHIFT: u32 = 16;
 const ONE_SEARCHING: usize = 1;
 const ONE_SLEEPING: usize = 1 << SHIFT;
@@ -119,7 +123,7 @@ pub(crate) enum SlotState {
 
 /// A baker's slot: what it sleeps for, and its thread to unpark. Guarded by
 /// one lock, which is the whole point (see the module docs).
-struct Slot {
+pub(crate) struct Slot {
     inner: Mutex<SlotInner>,
 }
 
@@ -129,26 +133,35 @@ struct SlotInner {
     thread: Option<Thread>,
 }
 
-/// The sleep and wake-up state of one bakery.
+impl Slot {
+    /// The slot of a baker that is awake.
+    pub(crate) fn new() -> Slot {
+        Slot {
+            inner: Mutex::new(SlotInner {
+                state: SlotState::Awake,
+                thread: None,
+            }),
+        }
+    }
+}
+
+/// The bakers' slots, by index, as the sleep protocol reaches them.
+pub(crate) trait Slots {
+    /// How many bakers there are (or ever were): slots `0..count()` exist.
+    fn count(&self) -> usize;
+
+    /// Baker `index`'s slot.
+    fn slot(&self, index: usize) -> &Slot;
+}
+
+/// The sleep and wake-up state of one bakery: the counter word.
 pub(crate) struct Sleep {
-    slots: Box<[CachePadded<Slot>]>,
     counters: CachePadded<AtomicUsize>,
 }
 
 impl Sleep {
-    pub(crate) fn new(bakers: usize) -> Sleep {
-        assert!(bakers <= MAX_BAKERS);
+    pub(crate) fn new() -> Sleep {
         Sleep {
-            slots: (0..bakers)
-                .map(|_| {
-                    CachePadded::new(Slot {
-                        inner: Mutex::new(SlotInner {
-                            state: SlotState::Awake,
-                            thread: None,
-                        }),
-                    })
-                })
-                .collect(),
             counters: CachePadded::new(AtomicUsize::new(0)),
         }
     }
@@ -169,12 +182,12 @@ impl Sleep {
     /// submitter read this baker as searching before this decrement, so this
     /// baker's `has_work()` sees the submitter's work.
     #[inline]
-    pub(crate) fn stop_searching(&self, has_work: impl FnOnce() -> bool) {
+    pub(crate) fn stop_searching(&self, slots: &impl Slots, has_work: impl FnOnce() -> bool) {
         let before = self.counters.fetch_sub(ONE_SEARCHING, Ordering::SeqCst);
         if searching(before) == 1 && sleeping(before) > 0 {
-            crate::sync::fence(Ordering::SeqCst);
+            fence(Ordering::SeqCst);
             if has_work() {
-                self.wake_any();
+                self.wake_any(slots);
             }
         }
     }
@@ -185,7 +198,7 @@ impl Sleep {
     /// whether the queue it went to held nothing else; it is asked only when
     /// some baker sleeps, and only steers how eagerly to wake one.
     #[inline]
-    pub(crate) fn new_work(&self, queue_was_empty: impl FnOnce() -> bool) {
+    pub(crate) fn new_work(&self, slots: &impl Slots, queue_was_empty: impl FnOnce() -> bool) {
         let counters = self.counters.load(Ordering::SeqCst);
         if sleeping(counters) == 0 {
             return;
@@ -193,23 +206,23 @@ impl Sleep {
         if searching(counters) > 0 && queue_was_empty() {
             return;
         }
-        self.wake_any();
+        self.wake_any(slots);
     }
 
-    /// Puts baker `index` to sleep, following steps 1 to 5 of the module
-    /// docs. Returns when woken, or at once if `keep_sleeping()` is false
-    /// under the slot's lock or, for `SlotState::Idle`, `has_work()` is true
-    /// after the fence. An `Idle` sleeper must be counted as searching on
-    /// entry, and is counted as searching again on return.
+    /// Puts the baker whose slot is `slot` to sleep, following steps 1 to 5
+    /// of the module docs. Returns when woken, or at once if
+    /// `keep_sleeping()` is false under the slot's lock or, for
+    /// `SlotState::Idle`, `has_work()` is true after the fence. An `Idle`
+    /// sleeper must be counted as searching on entry, and is counted as
+    /// searching again on return.
     pub(crate) fn sleep(
         &self,
-        index: usize,
+        slot: &Slot,
         mode: SlotState,
         keep_sleeping: impl Fn() -> bool,
         has_work: impl FnOnce() -> bool,
     ) {
         debug_assert_ne!(mode, SlotState::Awake);
-        let slot = &self.slots[index];
         let mut inner = slot.inner.lock();
         debug_assert_eq!(inner.state, SlotState::Awake);
         if !keep_sleeping() {
@@ -218,7 +231,7 @@ impl Sleep {
         if mode == SlotState::Idle {
             self.counters
                 .fetch_add(ONE_SLEEPING.wrapping_sub(ONE_SEARCHING), Ordering::SeqCst);
-            crate::sync::fence(Ordering::SeqCst);
+            fence(Ordering::SeqCst);
             if has_work() {
                 self.counters
                     .fetch_add(ONE_SEARCHING.wrapping_sub(ONE_SLEEPING), Ordering::SeqCst);
@@ -240,30 +253,29 @@ impl Sleep {
         }
     }
 
-    /// Wakes baker `index` whatever it sleeps for (its latch was set).
-    pub(crate) fn wake_specific(&self, index: usize) {
-        self.wake(index, true);
+    /// Wakes the baker of `slot` whatever it sleeps for (its latch was set).
+    pub(crate) fn wake_specific(&self, slot: &Slot) {
+        self.wake(slot, true);
     }
 
     /// Wakes one baker sleeping as `Idle`, if any.
     #[cold]
-    fn wake_any(&self) {
-        for index in 0..self.slots.len() {
-            if self.wake(index, false) {
+    fn wake_any(&self, slots: &impl Slots) {
+        for index in 0..slots.count() {
+            if self.wake(slots.slot(index), false) {
                 return;
             }
         }
     }
 
     /// Wakes every sleeping baker (shutdown).
-    pub(crate) fn wake_all(&self) {
-        for index in 0..self.slots.len() {
-            self.wake(index, true);
+    pub(crate) fn wake_all(&self, slots: &impl Slots) {
+        for index in 0..slots.count() {
+            self.wake(slots.slot(index), true);
         }
     }
 
-    fn wake(&self, index: usize, also_waiting: bool) -> bool {
-        let slot = &self.slots[index];
+    fn wake(&self, slot: &Slot, also_waiting: bool) -> bool {
         let mut inner = slot.inner.lock();
         match inner.state {
             SlotState::Awake => return false,
@@ -285,4 +297,4 @@ impl Sleep {
 }
 
 #[cfg(all(test, loom))]
-mod loom_tests;
+pub(crate) mod loom_tests;

@@ -4,15 +4,15 @@
 //! waiting must be woken, and the waiter can be one of three kinds of
 //! thing. A plain thread parks and is unparked. An async task leaves a
 //! [`Waker`]. A baker keeps working while it waits and sleeps on its own slot
-//! in the pool's [sleep](crate::sleep) module, so it is woken through the pool.
+//! (see [`super::sleep`]), so it is woken through its bakery.
 //!
 //! The slot is a small mutex around an `Option<Waiter>`. It is only touched on
 //! the slow path (a wait that did not find the outcome ready), never by a
 //! fast `join` of a finished order.
 
-use crate::registry::Registry;
-use crate::sync::{thread::Thread, Arc, Mutex};
-use crate::unwind;
+use crate::engine::registry::Registry;
+use crate::engine::sync::{thread::Thread, Arc, Mutex};
+use crate::engine::unwind;
 use std::task::Waker;
 
 /// Something waiting to be woken.
@@ -21,7 +21,7 @@ pub(crate) enum Waiter {
     Thread(Thread),
     /// An async task.
     Waker(Waker),
-    /// A baker sleeping on its slot in `registry`'s sleep module.
+    /// A baker sleeping on its slot in `registry`.
     Baker {
         registry: Arc<Registry>,
         index: usize,
@@ -38,7 +38,7 @@ impl Waiter {
                 unwind::quietly(|| waker.wake());
             }
             Waiter::Baker { registry, index } => {
-                registry.sleep.wake_specific(index);
+                registry.wake_baker(index);
             }
         }
     }

@@ -8,7 +8,9 @@
 //! or never is caught the same way.
 
 use super::*;
-use crate::sync::Arc;
+use crate::engine::job::Mode;
+use crate::engine::sync::{Arc, Ordering};
+use crate::error::{OrderError, PanicError};
 use loom::sync::atomic::AtomicUsize as Counter;
 
 /// A kind that records unobserved panics and proves its release.
@@ -53,7 +55,7 @@ fn task(runs: &Arc<Counter>) -> (JobRef, NewTask<impl FnOnce() -> Baked + Send, 
             Arc::new(())
         },
         kind,
-        0,
+        RegistryId::none(),
         None,
     );
     // SAFETY: the one queue reference of the task.
@@ -117,7 +119,7 @@ fn shutdown_cancel_races_handle_cancel_and_join() {
     loom::model(|| {
         let runs = Arc::new(Counter::new(0));
         let (job, order) = split(&runs);
-        let baker = loom::thread::spawn(move || job.execute(Mode::Cancel));
+        let baker = loom::thread::spawn(move || job.execute(Mode::CancelOrRun));
         let by_handle = order.cancel();
         let outcome = order.join();
         baker.join().unwrap();
@@ -201,7 +203,7 @@ fn a_polled_future_is_woken_by_completion() {
 fn a_detached_panic_reaches_the_kind_exactly_once() {
     loom::model(|| {
         let (kind, unobserved) = probe();
-        let new = NewTask::new(|| -> u8 { panic!("burnt") }, kind, 0, None);
+        let new = NewTask::new(|| -> u8 { panic!("burnt") }, kind, RegistryId::none(), None);
         // SAFETY: the one queue reference of the task.
         let job = unsafe { new.job_ref() };
         let order = new.into_handle();

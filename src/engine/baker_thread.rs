@@ -1,0 +1,433 @@
+//! A baker's thread: its private state, and the one loop by which it works,
+//! searches and sleeps until what it waits for happens.
+//!
+//! Where a baker looks for work, in order:
+//!
+//! 1. its own deque (LIFO: the newest local order first, the best for caches
+//!    and for fork-join);
+//! 2. the injector, taking up to 32 orders at once into its own deque so
+//!    the next ones cost no lock (and colleagues can still steal them); every
+//!    61st look it takes one order from the injector first, so a stream of
+//!    local work cannot starve orders from outside;
+//! 3. the other bakers' deques, starting from a random one (as rayon-core
+//!    does) so thieves spread out, stealing the oldest order (FIFO end).
+//!
+//! A baker that finds nothing searches for a few rounds, yielding its core
+//! between rounds, and then sleeps (see [`super::sleep`]).
+//!
+//! # One loop for every wait
+//!
+//! [`BakerThread::wait_until`] is the only scheduling loop: work, search,
+//! sleep, until a [`Probe`] says what the baker waits for happened. A
+//! baker's life is one such wait, for the probe [`Closing`] ("the bakery
+//! closed and every queue is empty"); every wait inside an order (for the
+//! stolen half of a `join`, an order it joins, a scope) is another, nested
+//! on the baker's stack.
+//!
+//! # Waiting while working
+//!
+//! A baker that must wait keeps taking work while it waits, so a pool never
+//! deadlocks because its bakers wait on work that nobody is free to run. Each
+//! such wait nests the work it takes on the baker's stack. To keep that
+//! stack bounded, the bound is on the stack itself, not on how many waits
+//! nest: a wait takes work from anywhere only while the baker's stack is
+//! less than a quarter full ([`HELP_STACK_SHARE`]). Beyond that it takes
+//! only what is on its own deque (what its own frames pushed, plus at most
+//! one batch it took from the injector earlier, which nobody else is
+//! obliged to run) and otherwise sleeps until its wait ends, so every order
+//! it runs keeps at least three quarters of the stack for itself.
+//!
+//! A nested wait costs about 0.5 KiB of stack in a release build and
+//! 2.5 KiB in a debug build, so on the default 2 MiB stack a baker helps
+//! through about a thousand nested waits (two hundred in a debug build);
+//! a fixed depth of 16 used to turn help into a wait much sooner, and hang
+//! when the awaited work sat in the injector with no other baker free.
+
+use crate::engine::baker_record::Activity;
+use crate::engine::job::{JobRef, Mode};
+use crate::engine::probe::Probe;
+use crate::engine::registry::{Registry, RegistryId};
+use crate::engine::sleep::SlotState;
+use crate::engine::sync::{fence, local, thread, Arc, Ordering, Worker};
+use crate::engine::unwind::{self, AbortIfPanic};
+use crate::engine::waiter::Waiter;
+use crossbeam_deque::Steal;
+use std::cell::Cell;
+
+/// How many rounds a baker searches before it sleeps.
+#[cfg(not(loom))]
+const SEARCH_ROUNDS: u32 = 32;
+#[cfg(loom)]
+const SEARCH_ROUNDS: u32 = 0;
+
+/// A wait takes work from anywhere only while less than this share of the
+/// baker's stack (one part in this many) is used.
+const HELP_STACK_SHARE: usize = 4;
+
+/// Every how many looks for work a baker checks the injector first.
+const INJECTOR_EVERY: u32 = 61;
+
+/// Where a waiting baker looks for work.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Reach {
+    /// Everywhere: its deque, the injector, its colleagues' deques. It
+    /// counts as searching while it looks, and sleeps as `Idle`.
+    Everywhere,
+    /// Its own deque only (and, under `shutdown_now`, single jobs from the
+    /// injector, where the closer may have moved its forks). It never counts
+    /// as searching, and sleeps as `Waiting`.
+    OwnDeque,
+}
+
+/// A baker's own state, living on its thread's stack for its whole life.
+pub(crate) struct BakerThread {
+    worker: Worker<JobRef>,
+    index: usize,
+    registry: Arc<Registry>,
+    rng: XorShift64Star,
+    looks: Cell<u32>,
+    /// How many waits are nested on this baker's stack now.
+    waits: Cell<u32>,
+    /// The address of the bottom frame of the thread's stack, about.
+    stack_base: usize,
+    /// How many bytes of stack the waits may fill while taking work from
+    /// anywhere.
+    help_stack: usize,
+}
+
+impl BakerThread {
+    /// Calls `f` with the baker running on this thread, if any.
+    #[inline]
+    pub(crate) fn with_current<R>(f: impl FnOnce(Option<&BakerThread>) -> R) -> R {
+        let current = local::get().cast::<BakerThread>();
+        // SAFETY: the pointer is set by `run` to a `BakerThread` on this
+        // thread's stack before any job runs here, and reset to null before
+        // that frame ends; so while it is non-null, the baker it points to
+        // outlives every call made on this thread, including `f`.
+        f(unsafe { current.as_ref() })
+    }
+
+    /// Calls `f` with the baker running on this thread if it is one of
+    /// bakery `pool`'s bakers, and with `None` otherwise (no baker, or
+    /// another bakery's).
+    #[inline]
+    pub(crate) fn with_own<R>(pool: RegistryId, f: impl FnOnce(Option<&BakerThread>) -> R) -> R {
+        BakerThread::with_current(|baker| f(baker.filter(|baker| baker.registry.id() == pool)))
+    }
+
+    #[inline]
+    pub(crate) fn index(&self) -> usize {
+        self.index
+    }
+
+    #[inline]
+    pub(crate) fn registry(&self) -> &Arc<Registry> {
+        &self.registry
+    }
+
+    /// How jobs taken now are to be treated (see [`Registry::mode`]).
+    #[inline]
+    pub(crate) fn mode(&self) -> Mode {
+        self.registry.mode()
+    }
+
+    /// Pushes an order onto the local deque and announces it: a `SeqCst`
+    /// fence, then a look at the sleep counters (see [`super::sleep`]).
+    #[inline]
+    pub(crate) fn push(&self, job: JobRef) {
+        self.worker.push(job);
+        fence(Ordering::SeqCst);
+        self.registry.new_work(|| self.worker.len() <= 1);
+    }
+
+    /// Pushes the second half of a `join`. No fence: if nobody takes it, this
+    /// baker runs it itself, so a missed wake-up costs parallelism, never the
+    /// job.
+    #[inline]
+    pub(crate) fn push_fork(&self, job: JobRef) {
+        self.worker.push(job);
+        self.registry.new_work(|| self.worker.len() <= 1);
+    }
+
+    /// Pops the newest job from the local deque.
+    #[inline]
+    pub(crate) fn take_local(&self) -> Option<JobRef> {
+        self.worker.pop()
+    }
+
+    /// Runs a job taken from a queue.
+    #[inline]
+    pub(crate) fn execute(&self, job: JobRef) {
+        job.execute(self.registry.mode());
+    }
+
+    fn steal(&self) -> Option<JobRef> {
+        let bakers = self.registry.bakers();
+        if bakers <= 1 {
+            return None;
+        }
+        loop {
+            let mut retry = false;
+            let start = self.rng.next_below(bakers);
+            let victims = (start..bakers).chain(0..start).filter(|&i| i != self.index);
+            for victim in victims {
+                match self.registry.steal(victim) {
+                    Steal::Success(job) => return Some(job),
+                    Steal::Empty => {}
+                    Steal::Retry => retry = true,
+                }
+            }
+            if !retry {
+                return None;
+            }
+        }
+    }
+
+    /// One look for work, as far as `reach` allows.
+    #[inline]
+    fn find_work(&self, reach: Reach) -> Option<JobRef> {
+        match reach {
+            Reach::Everywhere => {
+                let looks = self.looks.get().wrapping_add(1);
+                self.looks.set(looks);
+                if looks % INJECTOR_EVERY == 0 {
+                    // One order only: a batch on top of local work would only
+                    // grow the deque.
+                    if let Some(job) = self.registry.pop_injected() {
+                        return Some(job);
+                    }
+                }
+                self.take_local()
+                    .or_else(|| self.registry.take_injected(&self.worker))
+                    .or_else(|| self.steal())
+            }
+            Reach::OwnDeque => self.take_local().or_else(|| {
+                // Under `shutdown_now` the injector may hold this baker's own
+                // forks, moved there by `Registry::cancel_queued_now`. Orders
+                // taken from it now are cancelled, not run; only work already
+                // under way still runs. One at a time, not a batch: a batch
+                // could carry other waiting bakers' forks into this deque,
+                // where they would stay once this baker's own wait ends.
+                if self.registry.mode() == Mode::CancelOrRun {
+                    self.registry.pop_injected()
+                } else {
+                    None
+                }
+            }),
+        }
+    }
+
+    /// Waits until `probe` is done, working for the pool meanwhile: the one
+    /// scheduling loop (see the module docs for how far it reaches).
+    pub(crate) fn wait_until(&self, probe: &impl Probe) {
+        if probe.probe() {
+            return;
+        }
+        let reach = if stack_address().abs_diff(self.stack_base) < self.help_stack {
+            Reach::Everywhere
+        } else {
+            Reach::OwnDeque
+        };
+        let waits = self.waits.get();
+        self.waits.set(waits + 1);
+        // Jobs never unwind (they catch their panics), so no guard is needed
+        // to restore the count.
+        self.work_until(probe, reach);
+        self.waits.set(waits);
+    }
+
+    /// Works, searches and sleeps until `probe` is done.
+    fn work_until(&self, probe: &impl Probe, reach: Reach) {
+        // Only the baker's life-long wait says when it is idle: a wait inside
+        // an order is still that order's work.
+        let record = (self.waits.get() == 0).then(|| self.registry.record(self.index));
+        let set_activity = |activity| {
+            if let Some(record) = record {
+                record.set_activity(activity);
+            }
+        };
+        let counted = reach == Reach::Everywhere;
+        let has_work = || counted && self.registry.has_work();
+        let stop_searching = || {
+            if counted {
+                self.registry.stop_searching(has_work);
+            }
+        };
+        'work: while !probe.probe() {
+            if let Some(job) = self.find_work(reach) {
+                self.execute(job);
+                continue;
+            }
+            set_activity(Activity::Idle);
+            if counted {
+                self.registry.start_searching();
+            }
+            let mut rounds = 0;
+            loop {
+                if probe.probe() {
+                    stop_searching();
+                    break 'work;
+                }
+                if let Some(job) = self.find_work(reach) {
+                    stop_searching();
+                    set_activity(Activity::Working);
+                    self.execute(job);
+                    continue 'work;
+                }
+                if rounds < SEARCH_ROUNDS {
+                    rounds += 1;
+                    thread::yield_now();
+                    continue;
+                }
+                if !probe.register(|| self.waiter()) {
+                    stop_searching();
+                    break 'work;
+                }
+                // Checked under the slot's lock. A baker reaching its own
+                // deque only must also wake for a fork that `shutdown_now`
+                // moved to the injector: that sweep wakes every baker after
+                // the move, and takes the slot's lock to do it.
+                let keep_sleeping = || {
+                    probe.may_sleep()
+                        && (counted
+                            || self.registry.mode() != Mode::CancelOrRun
+                            || self.registry.injector_is_empty())
+                };
+                let mode = if counted {
+                    SlotState::Idle
+                } else {
+                    SlotState::Waiting
+                };
+                self.registry
+                    .sleep(self.index, mode, keep_sleeping, has_work);
+                rounds = 0;
+            }
+        }
+    }
+
+    /// What to register to be woken: this baker's sleep slot.
+    pub(crate) fn waiter(&self) -> Waiter {
+        Waiter::Baker {
+            registry: self.registry.clone(),
+            index: self.index,
+        }
+    }
+}
+
+/// What a baker's life waits for: the bakery closed and every queue empty.
+/// Shutdown wakes every baker, so there is nothing to register.
+struct Closing<'a>(&'a Registry);
+
+impl Probe for Closing<'_> {
+    #[inline]
+    fn probe(&self) -> bool {
+        // A baker leaves for good only after it has seen `closed` and then,
+        // past its own fence, every queue empty (see `registry::shutdown`).
+        self.0.is_closed() && {
+            fence(Ordering::SeqCst);
+            !self.0.has_work()
+        }
+    }
+
+    fn register(&self, _waiter: impl FnOnce() -> Waiter) -> bool {
+        true
+    }
+
+    /// Only until the bakery closes: the shutdown's one wake-up comes right
+    /// after it closes, and a baker that saw it closed keeps looking until
+    /// the queues are empty instead of sleeping through the work left.
+    fn may_sleep(&self) -> bool {
+        !self.0.is_closed()
+    }
+}
+
+/// The address of a local in the caller's frame: where the stack is now.
+#[inline(always)]
+fn stack_address() -> usize {
+    let marker = 0_u8;
+    std::hint::black_box(&marker) as *const u8 as usize
+}
+
+/// The body of a baker's thread, whose stack is `stack_size` bytes.
+pub(crate) fn run(
+    registry: Arc<Registry>,
+    index: usize,
+    worker: Worker<JobRef>,
+    stack_size: usize,
+) {
+    let baker = BakerThread {
+        worker,
+        index,
+        rng: XorShift64Star::new(index),
+        registry,
+        looks: Cell::new(0),
+        waits: Cell::new(0),
+        stack_base: stack_address(),
+        // Loom's threads have stacks of their own size; its models never
+        // nest deep, so they take work from anywhere at every depth.
+        help_stack: if cfg!(loom) {
+            usize::MAX
+        } else {
+            stack_size / HELP_STACK_SHARE
+        },
+    };
+    let record = baker.registry.record(index);
+    record.set_activity(Activity::Working);
+    local::set((&baker as *const BakerThread).cast());
+    // For the thread's whole life, thread-local destructors included: a
+    // shutdown started on this thread must not wait for it.
+    local::set_home(baker.registry.id().as_home());
+    // Orders catch their own panics; anything escaping here is a bug in the
+    // pool, which must not keep running half-broken.
+    let abort = AbortIfPanic;
+    if let Some(hook) = baker.registry.start_hook() {
+        unwind::quietly(|| hook(index));
+    }
+    let closing = Closing(&baker.registry);
+    baker.work_until(&closing, Reach::Everywhere);
+    if let Some(hook) = baker.registry.stop_hook() {
+        record.set_activity(Activity::Working);
+        unwind::quietly(|| hook(index));
+        // The hook runs on a baker, so what it submits went onto this
+        // baker's own deque, and what its waits took from the injector may
+        // be there too: finish it all before going home, as for any work
+        // submitted while the bakery closes.
+        baker.work_until(&closing, Reach::Everywhere);
+    }
+    std::mem::forget(abort);
+    record.set_activity(Activity::Vacant);
+    // Work drained from here on runs as outside work: it cannot push onto
+    // this baker's deque, which nobody would empty any more.
+    local::set(std::ptr::null());
+    baker.registry.baker_leaving();
+    baker.registry.baker_left();
+}
+
+/// A small, fast random number generator for picking steal victims
+/// (xorshift64*, as in rayon-core).
+struct XorShift64Star {
+    state: Cell<u64>,
+}
+
+impl XorShift64Star {
+    fn new(index: usize) -> XorShift64Star {
+        // Any odd-ish nonzero seed works; mix the index so bakers differ.
+        let seed = (index as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        XorShift64Star {
+            state: Cell::new(seed),
+        }
+    }
+
+    fn next(&self) -> u64 {
+        let mut x = self.state.get();
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.state.set(x);
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    fn next_below(&self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}

@@ -1,0 +1,28 @@
+//! What a waiter needs from anything it waits for.
+
+use crate::engine::waiter::Waiter;
+
+/// Something a waiter can check and register with: the stolen half of a
+/// `join`, an order, a scope, a baker's whole life.
+pub(crate) trait Probe {
+    /// Whether the awaited event happened. Once true, everything written
+    /// before the event is visible to the caller.
+    fn probe(&self) -> bool;
+
+    /// Asks for the waiter built by `waiter` to be woken when the event
+    /// happens. Returns `false` if it already happened. (A fork's latch
+    /// always wakes its owning baker and ignores `waiter`.)
+    fn register(&self, waiter: impl FnOnce() -> Waiter) -> bool;
+
+    /// Forgets a registered waiter: a timed wait that gave up.
+    fn unregister(&self) {}
+
+    /// Whether a registered waiter may still go to sleep: checked under its
+    /// sleep slot's lock, right before it blocks. By default, while the
+    /// event has not happened, since whoever makes it happen wakes the
+    /// waiter afterwards. A probe whose wake-up comes once, before the
+    /// event is done, must say no from then on.
+    fn may_sleep(&self) -> bool {
+        !self.probe()
+    }
+}

@@ -1,0 +1,304 @@
+//! The state one bakery's handles and bakers share, behind the methods that
+//! own its protocols: submitting (here), sleeping and waking (delegated to
+//! [`super::sleep`]), and shutting down ([`shutdown`]).
+//!
+//! # Submitting
+//!
+//! An order from outside the pool enters the global [`Injector`] through
+//! [`Registry::inject`]; an order submitted by one of the pool's own bakers
+//! goes onto that baker's local deque (see
+//! [`BakerThread::push`](super::baker_thread::BakerThread::push)). Either way
+//! the submitter then issues a `SeqCst` fence and reads the sleep counters
+//! (to wake a baker, see [`super::sleep`]); an outside submitter also reads
+//! the `closed` flag then, which is what lets a shutdown lose nothing (see
+//! [`shutdown`]).
+
+pub(crate) mod shutdown;
+
+use crate::engine::baker_record::BakerRecord;
+use crate::engine::injector::Injector;
+use crate::engine::job::{JobRef, Mode};
+use crate::engine::roster::Roster;
+use crate::engine::sleep::{Sleep, SlotState};
+use crate::engine::sync::{fence, AtomicBool, AtomicUsize, Condvar, Mutex, Ordering, Worker};
+use crate::error::PanicError;
+use crossbeam_deque::Steal;
+use shutdown::Threads;
+use std::sync::Arc;
+
+/// The type of a panic handler: see `BakeryBuilder::panic_handler`.
+pub(crate) type PanicHandler = dyn Fn(PanicError) + Send + Sync;
+
+/// The type of a start or stop hook, called with the baker's index.
+pub(crate) type Hook = Box<dyn Fn(usize) + Send + Sync>;
+
+/// A bakery's identity: unique in the process and never reused, so a
+/// thread that outlives its bakery can never mistake a later one for its
+/// own (as a registry's address could be reused). Compared, never
+/// dereferenced.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) struct RegistryId(usize);
+
+impl RegistryId {
+    /// A fresh identity.
+    fn next() -> RegistryId {
+        // Starts at 1: 0 means "no bakery" in a thread's home slot.
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(1);
+        RegistryId(NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
+    }
+
+    /// The identity as a thread's home slot stores it (see
+    /// [`crate::engine::sync::local::home`]).
+    pub(crate) fn as_home(self) -> usize {
+        self.0
+    }
+
+    /// An identity no bakery has, for models that need one.
+    #[cfg(all(test, loom))]
+    pub(crate) fn none() -> RegistryId {
+        RegistryId(0)
+    }
+}
+
+/// The state shared by a bakery's handles and bakers.
+pub(crate) struct Registry {
+    id: RegistryId,
+    injector: Injector,
+    roster: Roster,
+    sleep: Sleep,
+    closed: AtomicBool,
+    cancel_queued: AtomicBool,
+    panic_handler: Option<Arc<PanicHandler>>,
+    start_hook: Option<Hook>,
+    stop_hook: Option<Hook>,
+    /// Live `Bakery` handles; the last one to go shuts the pool down.
+    handles: AtomicUsize,
+    /// Bakers that have not left their main loop; the last one out drains
+    /// the injector (see [`shutdown`]).
+    present: AtomicUsize,
+    /// Bakers whose thread has not finished its main loop yet.
+    alive: Mutex<usize>,
+    gone: Condvar,
+    threads: Mutex<Threads>,
+    /// Signalled when the bakers' threads have all been joined.
+    joined: Condvar,
+}
+
+/// Everything [`Registry::new`] needs.
+pub(crate) struct RegistryParts {
+    /// The records of the bakers to start, in index order.
+    pub(crate) records: Vec<BakerRecord>,
+    /// The most bakers the bakery may ever hold.
+    pub(crate) max_bakers: usize,
+    pub(crate) panic_handler: Option<Arc<PanicHandler>>,
+    pub(crate) start_hook: Option<Hook>,
+    pub(crate) stop_hook: Option<Hook>,
+}
+
+impl Registry {
+    pub(crate) fn new(parts: RegistryParts) -> Registry {
+        let bakers = parts.records.len();
+        let roster = Roster::new(parts.max_bakers);
+        for record in parts.records {
+            roster.push(record);
+        }
+        Registry {
+            id: RegistryId::next(),
+            injector: Injector::new(),
+            roster,
+            sleep: Sleep::new(),
+            closed: AtomicBool::new(false),
+            cancel_queued: AtomicBool::new(false),
+            panic_handler: parts.panic_handler,
+            start_hook: parts.start_hook,
+            stop_hook: parts.stop_hook,
+            handles: AtomicUsize::new(1),
+            present: AtomicUsize::new(bakers),
+            alive: Mutex::new(bakers),
+            gone: Condvar::new(),
+            threads: Mutex::new(Threads::default()),
+            joined: Condvar::new(),
+        }
+    }
+
+    /// This pool's identity, compared against an order's and against a
+    /// thread's home.
+    #[inline]
+    pub(crate) fn id(&self) -> RegistryId {
+        self.id
+    }
+
+    /// How many bakers the roster holds.
+    #[inline]
+    pub(crate) fn bakers(&self) -> usize {
+        self.roster.len()
+    }
+
+    /// Baker `index`'s record.
+    #[inline]
+    pub(crate) fn record(&self, index: usize) -> &BakerRecord {
+        self.roster.record(index)
+    }
+
+    #[inline]
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    /// How a baker should treat the jobs it takes now.
+    #[inline]
+    pub(crate) fn mode(&self) -> Mode {
+        if self.cancel_queued.load(Ordering::Relaxed) {
+            Mode::CancelOrRun
+        } else {
+            Mode::Run
+        }
+    }
+
+    /// The handler for panics that no handle reports.
+    pub(crate) fn panic_handler(&self) -> Option<&Arc<PanicHandler>> {
+        self.panic_handler.as_ref()
+    }
+
+    /// The start hook, if any.
+    pub(crate) fn start_hook(&self) -> Option<&Hook> {
+        self.start_hook.as_ref()
+    }
+
+    /// The stop hook, if any.
+    pub(crate) fn stop_hook(&self) -> Option<&Hook> {
+        self.stop_hook.as_ref()
+    }
+
+    /// A new `Bakery` handle exists.
+    pub(crate) fn add_handle(&self) {
+        self.handles.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A `Bakery` handle is gone; returns whether it was the last.
+    pub(crate) fn drop_handle(&self) -> bool {
+        self.handles.fetch_sub(1, Ordering::AcqRel) == 1
+    }
+
+    // -----------------------------------------------------------------
+    // Submitting
+    // -----------------------------------------------------------------
+
+    /// The submit protocol for a job from outside the pool: push it into
+    /// the injector, fence, and look at `closed` again. If the pool closed
+    /// meanwhile, `if_closed` settles the job's outcome (rejects it, or runs
+    /// it on the caller), the injector is drained if no baker is left to do
+    /// it, and its result is returned; otherwise a baker is woken if needed
+    /// and `None` is returned. The caller checked `closed` before building
+    /// the job (see [`shutdown`] for why both looks are needed).
+    #[inline]
+    pub(crate) fn inject<R>(&self, job: JobRef, if_closed: impl FnOnce() -> R) -> Option<R> {
+        self.injector.push(job);
+        fence(Ordering::SeqCst);
+        if self.closed.load(Ordering::Relaxed) {
+            let settled = if_closed();
+            self.drain_if_deserted();
+            return Some(settled);
+        }
+        self.sleep
+            .new_work(&self.roster, || self.injector.len() <= 1);
+        None
+    }
+
+    /// Work became visible on baker `index`'s own deque, which the caller
+    /// has fenced (`SeqCst`) after pushing, unless it will run the work
+    /// itself if nobody takes it; `queue_was_empty` says whether that deque
+    /// held nothing else.
+    #[inline]
+    pub(crate) fn new_work(&self, queue_was_empty: impl FnOnce() -> bool) {
+        self.sleep.new_work(&self.roster, queue_was_empty);
+    }
+
+    // -----------------------------------------------------------------
+    // Taking work
+    // -----------------------------------------------------------------
+
+    /// Takes the oldest job from the injector, with a batch more moved into
+    /// `dest` (the caller's own deque) and announced like a push, so that no
+    /// sleeping colleague misses it (see [`super::injector`]).
+    #[inline]
+    pub(crate) fn take_injected(&self, dest: &Worker<JobRef>) -> Option<JobRef> {
+        let (job, moved) = self.injector.pop_batch(dest)?;
+        if moved > 0 {
+            fence(Ordering::SeqCst);
+            self.sleep.new_work(&self.roster, || dest.len() <= moved);
+        }
+        Some(job)
+    }
+
+    /// Takes the oldest job from the injector, and only that one.
+    #[inline]
+    pub(crate) fn pop_injected(&self) -> Option<JobRef> {
+        self.injector.pop()
+    }
+
+    /// Whether the injector looked empty.
+    #[inline]
+    pub(crate) fn injector_is_empty(&self) -> bool {
+        self.injector.is_empty()
+    }
+
+    /// Tries to steal the oldest job of baker `victim`'s deque.
+    #[inline]
+    pub(crate) fn steal(&self, victim: usize) -> Steal<JobRef> {
+        self.roster.record(victim).stealer().steal()
+    }
+
+    /// Whether any queue holds a job.
+    pub(crate) fn has_work(&self) -> bool {
+        !self.injector.is_empty() || self.roster.records().any(|r| !r.stealer().is_empty())
+    }
+
+    /// How many jobs the queues hold (a snapshot).
+    pub(crate) fn queued(&self) -> usize {
+        self.injector.len()
+            + self
+                .roster
+                .records()
+                .map(|record| record.stealer().len())
+                .sum::<usize>()
+    }
+
+    // -----------------------------------------------------------------
+    // Sleeping and waking (the protocol is in `sleep`)
+    // -----------------------------------------------------------------
+
+    /// A baker ran out of work and starts searching.
+    #[inline]
+    pub(crate) fn start_searching(&self) {
+        self.sleep.start_searching();
+    }
+
+    /// A baker stops searching; see [`Sleep::stop_searching`].
+    #[inline]
+    pub(crate) fn stop_searching(&self, has_work: impl FnOnce() -> bool) {
+        self.sleep.stop_searching(&self.roster, has_work);
+    }
+
+    /// Puts baker `index` to sleep; see [`Sleep::sleep`].
+    pub(crate) fn sleep(
+        &self,
+        index: usize,
+        mode: SlotState,
+        keep_sleeping: impl Fn() -> bool,
+        has_work: impl FnOnce() -> bool,
+    ) {
+        self.sleep.sleep(
+            self.roster.record(index).slot(),
+            mode,
+            keep_sleeping,
+            has_work,
+        );
+    }
+
+    /// Wakes baker `index` whatever it sleeps for: what it waits for
+    /// happened.
+    pub(crate) fn wake_baker(&self, index: usize) {
+        self.sleep.wake_specific(self.roster.record(index).slot());
+    }
+}
