@@ -86,7 +86,7 @@ def main():
     parser.add_argument("filters", nargs="*")
     parser.add_argument("--bench", default="pools")
     parser.add_argument("--rounds", type=int, default=2)
-    args = parser.parse_args()
+    args = parser.parse_intermixed_args()
 
     base_dir = checkout(args.base)
     binaries = {

@@ -23,7 +23,7 @@ use crate::engine::probe::Probe;
 use crate::engine::registry::Registry;
 use crate::engine::stack_job::StackJob;
 use crate::engine::task::{NewTask, TaskKind};
-use crate::engine::unwind::{self, Payload};
+use crate::engine::unwind::{self, DropQuietlyOnUnwind};
 use crate::error::OrderError;
 
 /// The kind of the task that carries a cold `join` or an `install` into the
@@ -89,24 +89,18 @@ where
         }
     };
 
-    let result_b = if pop_back(baker, &job_b.latch, job_b_id) {
-        unwind::halt_unwinding(|| job_b.run_inline())
-    } else {
-        baker.wait_until(&job_b.latch);
-        job_b.into_outcome()
-    };
-    both(result_a, result_b)
-}
-
-/// The two results of a join whose first half returned: `b`'s panic is
-/// re-raised once `a`'s value is dropped, where a destructor that panics
-/// cannot abort the process by panicking during the unwinding.
-#[inline]
-fn both<RA, RB>(a: RA, b: Result<RB, Payload>) -> (RA, RB) {
-    match b {
-        Ok(b) => (a, b),
+    // If `b` panics, `a`'s value is dropped by the unwinding, where a
+    // destructor that panics too must not abort the process.
+    let result_a = DropQuietlyOnUnwind::new(result_a);
+    if pop_back(baker, &job_b.latch, job_b_id) {
+        let result_b = job_b.run_inline();
+        return (result_a.into_inner(), result_b);
+    }
+    baker.wait_until(&job_b.latch);
+    match job_b.into_outcome() {
+        Ok(result_b) => (result_a.into_inner(), result_b),
         Err(payload) => {
-            unwind::quietly(move || drop(a));
+            drop(result_a);
             unwind::resume_unwinding(payload)
         }
     }
@@ -141,8 +135,9 @@ where
             Some(baker) => join_here(baker, a, b),
             // Run by the caller itself because the pool is closing.
             None => {
-                let a = a();
-                both(a, unwind::halt_unwinding(b))
+                let a = DropQuietlyOnUnwind::new(a());
+                let b = b();
+                (a.into_inner(), b)
             }
         })
     })

@@ -31,6 +31,36 @@ pub(crate) fn quietly<F: FnOnce()>(f: F) {
     }
 }
 
+/// Holds a value that is dropped quietly (see [`quietly`]) if an unwinding
+/// panic drops it: its destructor, if it panics too, cannot abort the
+/// process by panicking during the unwinding. Taking the value back out
+/// costs nothing.
+pub(crate) struct DropQuietlyOnUnwind<T>(Option<T>);
+
+impl<T> DropQuietlyOnUnwind<T> {
+    #[inline]
+    pub(crate) fn new(value: T) -> DropQuietlyOnUnwind<T> {
+        DropQuietlyOnUnwind(Some(value))
+    }
+
+    #[inline]
+    pub(crate) fn into_inner(mut self) -> T {
+        self.0.take().expect("taken once")
+    }
+}
+
+impl<T> Drop for DropQuietlyOnUnwind<T> {
+    fn drop(&mut self) {
+        if let Some(value) = self.0.take() {
+            if std::thread::panicking() {
+                quietly(move || drop(value));
+            } else {
+                drop(value);
+            }
+        }
+    }
+}
+
 /// Re-raises a caught panic.
 pub(crate) fn resume_unwinding(payload: Payload) -> ! {
     panic::resume_unwind(payload)
