@@ -49,7 +49,11 @@ impl Baker {
         })
     }
 
-    /// The baker's index, from `0` to one less than the bakery's bakers.
+    /// The baker's index: below the bakery's configured number of bakers
+    /// for the bakers it started with, and below its
+    /// [`max_bakers`](crate::Bakery::max_bakers) for the ones it started
+    /// later. A baker that goes home gives its index back, and the next one
+    /// to start takes the lowest free index.
     ///
     /// # Examples
     ///
@@ -74,7 +78,8 @@ impl Baker {
         &self.name
     }
 
-    /// How many bakers work in this baker's bakery.
+    /// How many bakers this baker's bakery is configured to keep runnable
+    /// (see [`Bakery::bakers`](crate::Bakery::bakers)).
     ///
     /// # Examples
     ///
@@ -83,7 +88,7 @@ impl Baker {
     /// assert_eq!(bakery.submit(|| bakery::Baker::current().unwrap().bakers()).join().unwrap(), 2);
     /// ```
     pub fn bakers(&self) -> usize {
-        self.registry.bakers()
+        self.registry.target()
     }
 
     /// Whether this baker's bakery is shutting down: it takes no new

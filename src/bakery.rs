@@ -4,7 +4,7 @@ use crate::builder::BakeryBuilder;
 use crate::engine::registry::Registry;
 use crate::engine::sync::{local, Arc};
 use crate::engine::{join, submit, task};
-use crate::error::{ShutdownTimeoutError, TrySubmitError};
+use crate::error::{SetBakersError, ShutdownTimeoutError, TrySubmitError};
 use crate::order::{Order, OrderKind};
 use crate::scope::Scope;
 use std::fmt;
@@ -94,7 +94,14 @@ impl Bakery {
         }
     }
 
-    /// How many bakers this bakery has.
+    /// How many bakers this bakery is configured to keep runnable: the
+    /// number it was built with, or last given to
+    /// [`set_bakers`](Bakery::set_bakers).
+    ///
+    /// While bakers are blocked (in [`blocking`](crate::blocking()), or found
+    /// blocked), the bakery starts others to stand in for them, up to
+    /// [`max_bakers`](Bakery::max_bakers), so more threads than this may be
+    /// at work for a while; this number does not count them.
     ///
     /// # Examples
     ///
@@ -102,7 +109,55 @@ impl Bakery {
     /// assert_eq!(bakery::Bakery::new(3).bakers(), 3);
     /// ```
     pub fn bakers(&self) -> usize {
-        self.registry.bakers()
+        self.registry.target()
+    }
+
+    /// The most bakers this bakery may hold at once, stand-ins for blocked
+    /// bakers included (see [`BakeryBuilder::max_bakers`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let bakery = bakery::Bakery::builder().bakers(2).max_bakers(16).build()?;
+    /// assert_eq!(bakery.max_bakers(), 16);
+    /// # Ok::<(), bakery::BuildError>(())
+    /// ```
+    pub fn max_bakers(&self) -> usize {
+        self.registry.max_bakers()
+    }
+
+    /// Changes the number of bakers of a live bakery (threadpool's
+    /// `set_num_threads`).
+    ///
+    /// Growing starts the new bakers at once. Shrinking asks bakers to go
+    /// home after their current order: idle ones first, and never a blocked
+    /// one. What a leaving baker had queued on its own deque moves to the
+    /// bakery's shared queue, where the others take it: nothing is lost or
+    /// stranded. Each leaving baker runs the
+    /// [`on_baker_stop`](BakeryBuilder::on_baker_stop) hook.
+    ///
+    /// # Errors
+    ///
+    /// [`SetBakersError::NoBakers`] for zero,
+    /// [`SetBakersError::TooManyBakers`] for more than
+    /// [`max_bakers`](Bakery::max_bakers), [`SetBakersError::Closed`] once a
+    /// shutdown began, and [`SetBakersError::Spawn`] if the operating system
+    /// refuses a thread.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let bakery = bakery::Bakery::new(2);
+    /// bakery.set_bakers(4)?;
+    /// assert_eq!(bakery.bakers(), 4);
+    /// let orders: Vec<_> = (0..100).map(|i| bakery.submit(move || i)).collect();
+    /// bakery.set_bakers(1)?;
+    /// let total: u32 = orders.into_iter().map(|order| order.join().unwrap()).sum();
+    /// assert_eq!(total, 4950, "every order still ran");
+    /// # Ok::<(), bakery::SetBakersError>(())
+    /// ```
+    pub fn set_bakers(&self, bakers: usize) -> Result<(), SetBakersError> {
+        Registry::set_bakers(&self.registry, bakers)
     }
 
     /// Whether the bakery stopped taking orders (a shutdown began).
@@ -344,7 +399,8 @@ impl Bakery {
     /// ```
     /// use std::sync::mpsc;
     ///
-    /// let bakery = bakery::Bakery::new(1);
+    /// // No stand-in for the busy baker, so the second order stays queued.
+    /// let bakery = bakery::Bakery::builder().bakers(1).blocking_threshold(None).build().unwrap();
     /// let (started_tx, started) = mpsc::channel();
     /// let (go_tx, go) = mpsc::channel::<()>();
     /// let running = bakery.submit(move || {

@@ -1,14 +1,11 @@
 //! Configuring and starting a bakery.
 
 use crate::bakery::Bakery;
-use crate::engine::baker_record::BakerRecord;
-use crate::engine::baker_thread;
-use crate::engine::job::JobRef;
 use crate::engine::registry::{Hook, PanicHandler, Registry, RegistryParts};
 use crate::engine::roster::MAX_BAKERS;
-use crate::engine::sync::{thread, Arc, Worker};
 use crate::error::{BuildError, PanicError};
 use std::fmt;
+use std::time::Duration;
 
 type Namer = Box<dyn FnMut(usize) -> String + Send>;
 
@@ -31,6 +28,9 @@ type Namer = Box<dyn FnMut(usize) -> String + Send>;
 #[must_use = "a builder does nothing until `build` is called"]
 pub struct BakeryBuilder {
     bakers: Option<usize>,
+    max_bakers: Option<usize>,
+    keep_alive: Option<Duration>,
+    blocking_threshold: Option<Option<Duration>>,
     namer: Option<Namer>,
     stack_size: Option<usize>,
     panic_handler: Option<std::sync::Arc<PanicHandler>>,
@@ -65,6 +65,9 @@ impl BakeryBuilder {
     pub fn new() -> BakeryBuilder {
         BakeryBuilder {
             bakers: None,
+            max_bakers: None,
+            keep_alive: None,
+            blocking_threshold: None,
             namer: None,
             stack_size: None,
             panic_handler: None,
@@ -90,8 +93,93 @@ impl BakeryBuilder {
         self
     }
 
+    /// The most bakers the bakery may hold at once: the configured ones
+    /// plus those it starts to stand in for blocked bakers (see
+    /// [`blocking`](crate::blocking())), and the ceiling for
+    /// [`Bakery::set_bakers`]. Fewer than [`bakers`](BakeryBuilder::bakers)
+    /// is an error at [`build`](BakeryBuilder::build).
+    ///
+    /// The default is [`DEFAULT_MAX_BAKERS`] (512), or the number of bakers
+    /// if that is more: like tokio's cap on its blocking threads, enough for
+    /// hundreds of slow requests in flight at once, while each baker's stack
+    /// is only reserved address space until it is used.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let bakery = bakery::Bakery::builder().bakers(2).max_bakers(8).build()?;
+    /// assert_eq!(bakery.max_bakers(), 8);
+    /// # Ok::<(), bakery::BuildError>(())
+    /// ```
+    pub fn max_bakers(mut self, max_bakers: usize) -> BakeryBuilder {
+        self.max_bakers = Some(max_bakers);
+        self
+    }
+
+    /// How long a baker beyond the configured number (one started to stand
+    /// in for a blocked baker, which came back) waits for work before its
+    /// thread exits. The default is [`DEFAULT_KEEP_ALIVE`] (10 seconds, as
+    /// tokio's blocking threads): a burst of blocking work that comes back
+    /// within that finds its stand-ins still there.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let bakery = bakery::Bakery::builder()
+    ///     .bakers(2)
+    ///     .keep_alive(Duration::from_millis(100))
+    ///     .build()?;
+    /// # Ok::<(), bakery::BuildError>(())
+    /// ```
+    pub fn keep_alive(mut self, keep_alive: Duration) -> BakeryBuilder {
+        self.keep_alive = Some(keep_alive);
+        self
+    }
+
+    /// How long a baker may run one order without progress, while other
+    /// orders wait for a baker, before the bakery checks whether it is
+    /// blocked without having said so (see [`blocking`](crate::blocking())),
+    /// and starts a stand-in if it is. `None` switches the check off.
+    ///
+    /// A baker *makes progress* when it starts a job: an order, a fork of a
+    /// join, stolen work. One that does not, while orders wait, is asked
+    /// about: on Linux the kernel says whether its thread runs (a long
+    /// CPU-bound order, left alone) or sleeps (blocked in I/O, a lock, a
+    /// channel, a `sleep`: compensated); elsewhere it counts as blocked. The
+    /// check runs on a thread of the bakery's own, which sleeps while no
+    /// order waits, and costs the orders nothing.
+    ///
+    /// The default is [`DEFAULT_BLOCKING_THRESHOLD`] (2 ms).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// // A plain `sleep`, not declared with `blocking`: on one baker, the
+    /// // second order still runs while the first sleeps.
+    /// let bakery = bakery::Bakery::builder()
+    ///     .bakers(1)
+    ///     .blocking_threshold(Some(Duration::from_millis(1)))
+    ///     .build()?;
+    /// let (tx, rx) = std::sync::mpsc::channel();
+    /// let sleeper = bakery.submit(move || rx.recv().unwrap());
+    /// let sender = bakery.submit(move || tx.send("woken").unwrap());
+    /// assert_eq!(sleeper.join().unwrap(), "woken");
+    /// sender.join().unwrap();
+    /// # Ok::<(), bakery::BuildError>(())
+    /// ```
+    pub fn blocking_threshold(mut self, threshold: Option<Duration>) -> BakeryBuilder {
+        self.blocking_threshold = Some(threshold);
+        self
+    }
+
     /// Names each baker (and its thread) from its index. The default is
-    /// `baker-{index}`. A name with a NUL byte is an error at
+    /// `baker-{index}`. It is called once for every index the bakery may
+    /// use, up to its [`max_bakers`](BakeryBuilder::max_bakers), when the
+    /// bakery is built. A name with a NUL byte is an error at
     /// [`build`](BakeryBuilder::build).
     ///
     /// # Examples
@@ -229,7 +317,9 @@ impl BakeryBuilder {
     /// # Errors
     ///
     /// [`BuildError::NoBakers`] for zero bakers,
-    /// [`BuildError::TooManyBakers`] for more than a bakery can count,
+    /// [`BuildError::TooManyBakers`] for more bakers than
+    /// [`max_bakers`](BakeryBuilder::max_bakers) or a ceiling above what a
+    /// bakery can count ([`MAX_BAKERS`]),
     /// [`BuildError::NameContainsNul`] for a name with a NUL byte,
     /// [`BuildError::ZeroStackSize`] for a zero stack size, and
     /// [`BuildError::Spawn`] when the operating system refuses a thread (for
@@ -244,6 +334,9 @@ impl BakeryBuilder {
     /// let error = Bakery::builder().baker_name(|_| "bad\0name".into()).build().unwrap_err();
     /// assert!(matches!(error, BuildError::NameContainsNul { index: 0, .. }));
     ///
+    /// let error = Bakery::builder().bakers(4).max_bakers(2).build().unwrap_err();
+    /// assert!(matches!(error, BuildError::TooManyBakers { requested: 4, max: 2 }));
+    ///
     /// let error = Bakery::builder().bakers(1).stack_size(1 << 62).build().unwrap_err();
     /// assert!(matches!(error, BuildError::Spawn { index: 0, .. }));
     /// ```
@@ -252,17 +345,29 @@ impl BakeryBuilder {
         if bakers == 0 {
             return Err(BuildError::NoBakers);
         }
-        if bakers > MAX_BAKERS {
+        // Loom tracks every atomic of every place in the roster: its models
+        // get a small ceiling unless they ask for more.
+        let default_max = if cfg!(loom) { 4 } else { DEFAULT_MAX_BAKERS };
+        let max_bakers = self.max_bakers.unwrap_or_else(|| bakers.max(default_max));
+        for requested in [bakers, max_bakers] {
+            if requested > MAX_BAKERS {
+                return Err(BuildError::TooManyBakers {
+                    requested,
+                    max: MAX_BAKERS,
+                });
+            }
+        }
+        if bakers > max_bakers {
             return Err(BuildError::TooManyBakers {
                 requested: bakers,
-                max: MAX_BAKERS,
+                max: max_bakers,
             });
         }
         if self.stack_size == Some(0) {
             return Err(BuildError::ZeroStackSize);
         }
-        let mut names = Vec::with_capacity(bakers);
-        for index in 0..bakers {
+        let mut names = Vec::with_capacity(max_bakers);
+        for index in 0..max_bakers {
             let name = match &mut self.namer {
                 Some(namer) => namer(index),
                 None => format!("baker-{index}"),
@@ -272,42 +377,35 @@ impl BakeryBuilder {
             }
             names.push(name);
         }
-
-        let workers: Vec<Worker<JobRef>> = (0..bakers).map(|_| Worker::new_lifo()).collect();
-        let registry = Arc::new(Registry::new(RegistryParts {
-            records: workers
-                .iter()
-                .zip(&names)
-                .map(|(worker, name)| BakerRecord::new(worker.stealer(), name.as_str().into()))
-                .collect(),
-            max_bakers: bakers,
+        let registry = Registry::start(RegistryParts {
+            bakers,
+            names,
+            // Always set, so that a baker knows its stack's size (see
+            // `baker_thread`): the builder's, or what `std` would choose.
+            stack_size: self.stack_size.unwrap_or_else(default_stack_size),
+            keep_alive: self.keep_alive.unwrap_or(DEFAULT_KEEP_ALIVE),
+            // The monitor works by the clock, which loom does not have: its
+            // models leave it out unless they ask for it.
+            blocking_threshold: self
+                .blocking_threshold
+                .unwrap_or((!cfg!(loom)).then_some(DEFAULT_BLOCKING_THRESHOLD)),
             panic_handler: self.panic_handler,
             start_hook: self.start_hook,
             stop_hook: self.stop_hook,
-        }));
-
-        // Always set, so that a baker knows its stack's size (see
-        // `baker_thread`): the builder's, or what `std` would choose.
-        let stack_size = self.stack_size.unwrap_or_else(default_stack_size);
-        let mut threads = Vec::with_capacity(bakers);
-        for ((index, worker), name) in workers.into_iter().enumerate().zip(names) {
-            let builder = thread::Builder::new().name(name).stack_size(stack_size);
-            let for_baker = registry.clone();
-            match builder.spawn(move || baker_thread::run(for_baker, index, worker, stack_size)) {
-                Ok(thread) => threads.push(thread),
-                Err(source) => {
-                    registry.never_started(bakers - index);
-                    registry.set_threads(threads);
-                    registry.close(false);
-                    let _ = registry.wait_for_bakers(None);
-                    return Err(BuildError::Spawn { index, source });
-                }
-            }
-        }
-        registry.set_threads(threads);
+        })?;
         Ok(Bakery::from_registry(registry))
     }
 }
+
+/// The default [`max_bakers`](BakeryBuilder::max_bakers): 512.
+pub const DEFAULT_MAX_BAKERS: usize = 512;
+
+/// The default [`keep_alive`](BakeryBuilder::keep_alive): 10 seconds.
+pub const DEFAULT_KEEP_ALIVE: Duration = Duration::from_secs(10);
+
+/// The default [`blocking_threshold`](BakeryBuilder::blocking_threshold):
+/// 2 ms.
+pub const DEFAULT_BLOCKING_THRESHOLD: Duration = Duration::from_millis(2);
 
 fn default_bakers() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
@@ -329,6 +427,9 @@ impl fmt::Debug for BakeryBuilder {
         }
         f.debug_struct("BakeryBuilder")
             .field("bakers", &self.bakers)
+            .field("max_bakers", &self.max_bakers)
+            .field("keep_alive", &self.keep_alive)
+            .field("blocking_threshold", &self.blocking_threshold)
             .field("baker_name", &closure(&self.namer))
             .field("stack_size", &self.stack_size)
             .field("panic_handler", &closure(&self.panic_handler))

@@ -60,7 +60,8 @@ impl OrderError {
     /// # Examples
     ///
     /// ```
-    /// let bakery = bakery::Bakery::new(1);
+    /// // No stand-in for the busy baker, so the second order stays queued.
+    /// let bakery = bakery::Bakery::builder().bakers(1).blocking_threshold(None).build().unwrap();
     /// let gate = std::sync::Arc::new(std::sync::Barrier::new(2));
     /// let busy = bakery.submit({ let gate = gate.clone(); move || { gate.wait(); } });
     /// let queued = bakery.submit(|| "never baked");
@@ -215,12 +216,14 @@ pub enum BuildError {
     /// Zero bakers were asked for.
     #[error("a bakery needs at least one baker")]
     NoBakers,
-    /// More bakers were asked for than one bakery can count.
+    /// More bakers were asked for than the bakery may hold: more than its
+    /// [`max_bakers`](crate::BakeryBuilder::max_bakers), or a ceiling above
+    /// the most any bakery can count.
     #[error("{requested} bakers requested but a bakery holds at most {max}")]
     TooManyBakers {
         /// How many were asked for.
         requested: usize,
-        /// The most a bakery can hold.
+        /// The most this bakery (or any bakery) can hold.
         max: usize,
     },
     /// A baker's name contains a NUL byte, which no OS thread name can hold.
@@ -236,6 +239,51 @@ pub enum BuildError {
     ZeroStackSize,
     /// The operating system refused to start a baker's thread (a stack size
     /// it cannot provide, or no more threads).
+    #[error("failed to start baker {index}")]
+    Spawn {
+        /// The index of the baker that could not start.
+        index: usize,
+        /// What the operating system said.
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// Why [`Bakery::set_bakers`](crate::Bakery::set_bakers) could not change
+/// the number of bakers.
+///
+/// # Examples
+///
+/// ```
+/// use bakery::{Bakery, SetBakersError};
+///
+/// let bakery = Bakery::builder().bakers(2).max_bakers(4).build()?;
+/// assert!(matches!(bakery.set_bakers(0), Err(SetBakersError::NoBakers)));
+/// let error = bakery.set_bakers(5).unwrap_err();
+/// assert_eq!(error.to_string(), "5 bakers requested but this bakery holds at most 4");
+/// # Ok::<(), bakery::BuildError>(())
+/// ```
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum SetBakersError {
+    /// Zero bakers were asked for.
+    #[error("a bakery needs at least one baker")]
+    NoBakers,
+    /// More bakers were asked for than the bakery's
+    /// [`max_bakers`](crate::BakeryBuilder::max_bakers).
+    #[error("{requested} bakers requested but this bakery holds at most {max}")]
+    TooManyBakers {
+        /// How many were asked for.
+        requested: usize,
+        /// The bakery's ceiling.
+        max: usize,
+    },
+    /// The bakery is shutting down.
+    #[error("the bakery is shutting down")]
+    Closed,
+    /// The operating system refused to start a baker's thread. The bakers
+    /// started before it keep working, and the new number still stands:
+    /// the bakery starts more bakers when others block.
     #[error("failed to start baker {index}")]
     Spawn {
         /// The index of the baker that could not start.
@@ -502,7 +550,8 @@ impl ShutdownTimeoutError {
     /// ```
     /// use std::time::Duration;
     ///
-    /// let bakery = bakery::Bakery::new(1);
+    /// // No stand-in for the busy baker, so the orders stay queued.
+    /// let bakery = bakery::Bakery::builder().bakers(1).blocking_threshold(None).build().unwrap();
     /// let (started_tx, started) = std::sync::mpsc::channel();
     /// let (tx, rx) = std::sync::mpsc::channel::<()>();
     /// let long = bakery.submit(move || {

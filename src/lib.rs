@@ -24,6 +24,7 @@
 
 mod baker;
 mod bakery;
+mod blocking;
 mod builder;
 mod engine;
 mod error;
@@ -32,10 +33,14 @@ mod scope;
 
 pub use crate::baker::Baker;
 pub use crate::bakery::Bakery;
-pub use crate::builder::BakeryBuilder;
+pub use crate::blocking::blocking;
+pub use crate::builder::{
+    BakeryBuilder, DEFAULT_BLOCKING_THRESHOLD, DEFAULT_KEEP_ALIVE, DEFAULT_MAX_BAKERS,
+};
+pub use crate::engine::roster::MAX_BAKERS;
 pub use crate::error::{
-    BuildError, JoinTimeoutError, OrderError, PanicError, ShutdownTimeoutError, TryJoinError,
-    TrySubmitError,
+    BuildError, JoinTimeoutError, OrderError, PanicError, SetBakersError, ShutdownTimeoutError,
+    TryJoinError, TrySubmitError,
 };
 pub use crate::order::Order;
 pub use crate::scope::{Scope, ScopedOrder};

@@ -187,10 +187,10 @@ impl<T> Order<T> {
     ///
     /// Unlike [`join`](Order::join), it never runs the order or other work
     /// on the calling thread, so it returns close to the deadline even on a
-    /// baker. On a baker, that includes an order still queued on that
-    /// baker's own deque: on a one-baker bakery such an order cannot start
-    /// while the baker waits, so the wait times out (and with
-    /// [`Duration::MAX`] never ends). Use [`join`](Order::join) there.
+    /// baker. On a baker the wait counts as [`blocking`](crate::blocking()):
+    /// the bakery keeps its configured number of bakers runnable meanwhile,
+    /// starting a stand-in if needed, so even an order still queued on the
+    /// waiting baker's own deque can run while it waits.
     ///
     /// # Errors
     ///
@@ -236,7 +236,8 @@ impl<T> Order<T> {
     /// ```
     /// use std::sync::mpsc;
     ///
-    /// let bakery = bakery::Bakery::new(1);
+    /// // No stand-in for the busy baker, so the second order stays queued.
+    /// let bakery = bakery::Bakery::builder().bakers(1).blocking_threshold(None).build()?;
     /// let (tx, rx) = mpsc::channel::<()>();
     /// let busy = bakery.submit(move || rx.recv().unwrap());
     /// let queued = bakery.submit(|| "wedding cake");
@@ -244,6 +245,7 @@ impl<T> Order<T> {
     /// tx.send(()).unwrap();
     /// assert!(queued.join().unwrap_err().is_cancelled());
     /// busy.join().unwrap();
+    /// # Ok::<(), bakery::BuildError>(())
     /// ```
     pub fn cancel(&self) -> bool {
         self.raw.cancel()

@@ -168,7 +168,7 @@ impl<'scope, 'env> Scope<'scope, 'env> {
         F: for<'s> FnOnce(&'s Scope<'s, 'env>) -> R,
     {
         let scope = Scope {
-            data: ScopeData::new(registry.bakers(), registry.id()),
+            data: ScopeData::new(registry.indices(), registry.id()),
             registry,
             scope: PhantomData,
             env: PhantomData,
@@ -341,7 +341,8 @@ impl<'scope, T> ScopedOrder<'scope, T> {
     /// ```
     /// use std::sync::mpsc;
     ///
-    /// let bakery = bakery::Bakery::new(1);
+    /// // No stand-in for the busy baker, so the second order stays queued.
+    /// let bakery = bakery::Bakery::builder().bakers(1).blocking_threshold(None).build().unwrap();
     /// let (tx, rx) = mpsc::channel::<()>();
     /// bakery.scope(|s| {
     ///     let busy = s.submit(move || rx.recv().unwrap());

@@ -213,3 +213,37 @@ fn scope_races_shutdown() {
         assert_eq!(ran.load(Ordering::SeqCst), 1);
     });
 }
+
+/// An order that blocks (declared) on the only baker, waiting for an order
+/// queued behind it: the bakery starts a stand-in, which runs that order,
+/// and both finish. Explored with at most one preemption: a third thread
+/// starts in the middle of the model.
+#[test]
+fn blocking_on_the_only_baker_starts_a_stand_in() {
+    let mut builder = loom::model::Builder::new();
+    builder.preemption_bound = Some(builder.preemption_bound.map_or(1, |bound| bound.min(1)));
+    builder.check(|| {
+        let bakery = Bakery::new(1);
+        let gate = Arc::new((loom::sync::Mutex::new(false), loom::sync::Condvar::new()));
+        let waiting = {
+            let gate = gate.clone();
+            bakery.submit(move || {
+                bakery::blocking(|| {
+                    let (open, opened) = &*gate;
+                    let mut open = open.lock().unwrap();
+                    while !*open {
+                        open = opened.wait(open).unwrap();
+                    }
+                })
+            })
+        };
+        let opening = bakery.submit(move || {
+            let (open, opened) = &*gate;
+            *open.lock().unwrap() = true;
+            opened.notify_all();
+        });
+        opening.join().unwrap();
+        waiting.join().unwrap();
+        bakery.shutdown();
+    });
+}

@@ -92,7 +92,13 @@ const MAX_ORDERS: usize = 64;
 
 impl World {
     fn new(bakers: usize) -> World {
-        let bakery = Bakery::new(bakers);
+        // No stand-ins for the blocked bakers: the gate must hold every
+        // order queued until it opens.
+        let bakery = Bakery::builder()
+            .bakers(bakers)
+            .blocking_threshold(None)
+            .build()
+            .unwrap();
         let gate = Arc::new(Gate {
             open: Mutex::new(false),
             opened: Condvar::new(),

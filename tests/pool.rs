@@ -392,8 +392,9 @@ fn debug_output_is_terse_and_informative() {
     let builder = Bakery::builder().bakers(2).baker_name(|i| i.to_string());
     assert_eq!(
         format!("{builder:?}"),
-        "BakeryBuilder { bakers: Some(2), baker_name: Some(\"<closure>\"), stack_size: None, \
-         panic_handler: None, on_baker_start: None, on_baker_stop: None }"
+        "BakeryBuilder { bakers: Some(2), max_bakers: None, keep_alive: None, \
+         blocking_threshold: None, baker_name: Some(\"<closure>\"), stack_size: None, panic_handler: None, \
+         on_baker_start: None, on_baker_stop: None }"
     );
     let baker = bakery.submit(|| Baker::current().unwrap()).join().unwrap();
     assert!(format!("{baker:?}").starts_with("Baker { index: "));

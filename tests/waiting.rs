@@ -13,6 +13,18 @@ use std::time::{Duration, Instant};
 
 const PATIENCE: Duration = Duration::from_secs(30);
 
+/// A bakery whose bakers, when a test blocks them on purpose, stay blocked:
+/// no stand-in is started for them (see
+/// `BakeryBuilder::blocking_threshold`), so the orders queued behind them
+/// are certainly still queued.
+fn held(bakers: usize) -> Bakery {
+    Bakery::builder()
+        .bakers(bakers)
+        .blocking_threshold(None)
+        .build()
+        .unwrap()
+}
+
 fn spin(duration: Duration) {
     let start = Instant::now();
     while start.elapsed() < duration {
@@ -169,7 +181,7 @@ fn fork_join_from_outside_and_panics_in_either_half() {
 
 #[test]
 fn cancel_stops_queued_orders_and_drops_their_closures_at_once() {
-    let bakery = Bakery::new(1);
+    let bakery = held(1);
     let (release_tx, release) = mpsc::channel::<()>();
     let busy = bakery.submit(move || release.recv().unwrap());
     let dropped = Arc::new(AtomicUsize::new(0));
@@ -288,18 +300,18 @@ fn join_timeout_gives_the_handle_back_and_never_runs_the_order_itself() {
         format!("{}", JoinTimeoutError::Timeout(())),
         "timed out waiting for the order"
     );
-    // On the only baker, a queued order is not run by a bounded wait.
+    // On the only baker, a queued order is not run by a bounded wait on
+    // that baker: the wait blocks, and a stand-in runs the order.
     let door = bakery.clone();
     let checker = bakery.submit(move || {
-        let queued = door.submit(|| "queued");
-        match queued.join_timeout(Duration::from_millis(10)) {
-            Err(JoinTimeoutError::Timeout(queued)) => queued.join().unwrap(),
-            other => panic!("expected a timeout: {other:?}"),
-        }
+        let me = std::thread::current().id();
+        let queued = door.submit(|| std::thread::current().id());
+        let ran_on = queued.join_timeout(PATIENCE).unwrap();
+        ran_on != me
     });
     release_tx.send(()).unwrap();
     slow.join_timeout(PATIENCE).unwrap();
-    assert_eq!(checker.join().unwrap(), "queued");
+    assert!(checker.join().unwrap(), "run by another baker");
     let failed = bakery.submit(|| panic!("late"));
     assert!(matches!(
         failed.join_timeout(PATIENCE),
@@ -361,7 +373,7 @@ fn a_pending_future_is_woken_when_the_order_finishes() {
 
 #[test]
 fn a_cancelled_future_is_woken_and_reports_it() {
-    let bakery = Bakery::new(1);
+    let bakery = held(1);
     let (release_tx, release) = mpsc::channel::<()>();
     let busy = bakery.submit(move || release.recv().unwrap());
     let counter = Arc::new(CountingWaker(AtomicUsize::new(0)));
@@ -519,7 +531,7 @@ fn scopes_nest_and_work_from_inside_a_baker() {
 
 #[test]
 fn scoped_handles_cancel_and_wait_with_timeouts() {
-    let bakery = Bakery::new(1);
+    let bakery = held(1);
     let (release_tx, release) = mpsc::channel::<()>();
     let ran = AtomicBool::new(false);
     bakery.scope(|s| {
@@ -540,7 +552,7 @@ fn scoped_handles_cancel_and_wait_with_timeouts() {
 
 #[test]
 fn shutdown_now_cancels_queued_orders_and_waits_for_running_ones() {
-    let bakery = Bakery::new(1);
+    let bakery = held(1);
     let (started_tx, started) = mpsc::channel();
     let (release_tx, release) = mpsc::channel::<()>();
     let running = bakery.submit(move || {
@@ -572,7 +584,7 @@ fn shutdown_now_cancels_queued_orders_and_waits_for_running_ones() {
 
 #[test]
 fn shutdown_timeout_reports_what_did_not_finish() {
-    let bakery = Bakery::new(2);
+    let bakery = held(2);
     let gate = Arc::new(Barrier::new(3));
     let (release_tx, release) = mpsc::channel::<()>();
     let release = Arc::new(std::sync::Mutex::new(release));

@@ -19,8 +19,9 @@
 //!
 //! [`BakerThread::wait_until`] is the only scheduling loop: work, search,
 //! sleep, until a [`Probe`] says what the baker waits for happened. A
-//! baker's life is one such wait, for the probe [`Closing`] ("the bakery
-//! closed and every queue is empty"); every wait inside an order (for the
+//! baker's life is one such wait, for the probe [`Life`] ("the bakery
+//! closed and every queue is empty, or this baker retires"); every wait
+//! inside an order (for the
 //! stolen half of a `join`, an order it joins, a scope) is another, nested
 //! on the baker's stack.
 //!
@@ -43,7 +44,7 @@
 //! a fixed depth of 16 used to turn help into a wait much sooner, and hang
 //! when the awaited work sat in the injector with no other baker free.
 
-use crate::engine::baker_record::Activity;
+use crate::engine::baker_record::{Activity, BakerRecord};
 use crate::engine::job::{JobRef, Mode};
 use crate::engine::probe::Probe;
 use crate::engine::registry::{Registry, RegistryId};
@@ -53,6 +54,7 @@ use crate::engine::unwind::{self, AbortIfPanic};
 use crate::engine::waiter::Waiter;
 use crossbeam_deque::Steal;
 use std::cell::Cell;
+use std::ptr::NonNull;
 
 /// How many rounds a baker searches before it sleeps.
 #[cfg(not(loom))]
@@ -84,6 +86,8 @@ pub(crate) struct BakerThread {
     worker: Worker<JobRef>,
     index: usize,
     registry: Arc<Registry>,
+    /// This baker's record, in `registry`'s roster.
+    record: NonNull<BakerRecord>,
     rng: XorShift64Star,
     looks: Cell<u32>,
     /// How many waits are nested on this baker's stack now.
@@ -93,6 +97,8 @@ pub(crate) struct BakerThread {
     /// How many bytes of stack the waits may fill while taking work from
     /// anywhere.
     help_stack: usize,
+    /// How many `blocking` calls are nested on this baker's stack now.
+    blocking: Cell<u32>,
 }
 
 impl BakerThread {
@@ -125,6 +131,15 @@ impl BakerThread {
         &self.registry
     }
 
+    /// This baker's record.
+    #[inline]
+    pub(crate) fn record(&self) -> &BakerRecord {
+        // SAFETY: the roster keeps every record at the same address until
+        // the registry drops, and `self.registry` keeps the registry alive
+        // for as long as `self` lives.
+        unsafe { self.record.as_ref() }
+    }
+
     /// How jobs taken now are to be treated (see [`Registry::mode`]).
     #[inline]
     pub(crate) fn mode(&self) -> Mode {
@@ -155,14 +170,73 @@ impl BakerThread {
         self.worker.pop()
     }
 
-    /// Runs a job taken from a queue.
+    /// Runs a job taken from a queue, and counts it as progress (see
+    /// [`super::monitor`]).
     #[inline]
     pub(crate) fn execute(&self, job: JobRef) {
+        self.count_progress();
         job.execute(self.registry.mode());
     }
 
+    /// Counts a job started here some other way (an order a join popped
+    /// back and ran itself).
+    #[inline]
+    pub(crate) fn count_progress(&self) {
+        self.record().count_progress();
+    }
+
+    /// Runs `f`, which is about to block, with this baker counted as
+    /// blocked: the bakery starts or wakes another baker so that its
+    /// configured number stay runnable, and this baker's deque stays
+    /// stealable meanwhile. Nested calls count once.
+    pub(crate) fn blocking<R>(&self, f: impl FnOnce() -> R) -> R {
+        /// Counts the baker runnable again, even if `f` panics.
+        struct Unblock<'a> {
+            baker: &'a BakerThread,
+            outermost: bool,
+            was: Activity,
+        }
+
+        impl Drop for Unblock<'_> {
+            fn drop(&mut self) {
+                let baker = self.baker;
+                baker.blocking.set(baker.blocking.get() - 1);
+                if self.outermost {
+                    baker.registry.baker_unblocks(baker.index);
+                    baker.record().set_activity(self.was);
+                }
+            }
+        }
+
+        let outermost = self.blocking.get() == 0;
+        self.blocking.set(self.blocking.get() + 1);
+        let record = self.record();
+        let was = record.activity();
+        if outermost {
+            record.set_activity(Activity::Blocked);
+            Registry::baker_blocks(&self.registry, self.index);
+        }
+        let _unblock = Unblock {
+            baker: self,
+            outermost,
+            was,
+        };
+        f()
+    }
+
+    /// Moves whatever is left on this baker's deque into the injector, for
+    /// a baker that retires: each entry is announced like an outside submit
+    /// (see [`Registry::inject`]), so a sleeping colleague takes it.
+    fn hand_over_deque(&self) {
+        while let Some(job) = self.worker.pop() {
+            // Closed meanwhile: the entry stays in the injector, which the
+            // last baker to leave drains; this one is still present.
+            self.registry.inject(job, || ());
+        }
+    }
+
     fn steal(&self) -> Option<JobRef> {
-        let bakers = self.registry.bakers();
+        let bakers = self.registry.indices();
         if bakers <= 1 {
             return None;
         }
@@ -232,7 +306,13 @@ impl BakerThread {
         self.waits.set(waits + 1);
         // Jobs never unwind (they catch their panics), so no guard is needed
         // to restore the count.
-        self.work_until(probe, reach);
+        match reach {
+            Reach::Everywhere => self.work_until(probe, reach),
+            // Past its stack budget, a waiting baker takes no unrelated work:
+            // it is as good as blocked, and the bakery starts another to take
+            // the work it leaves, which may be the very work it waits for.
+            Reach::OwnDeque => self.blocking(|| self.work_until(probe, reach)),
+        }
         self.waits.set(waits);
     }
 
@@ -240,7 +320,7 @@ impl BakerThread {
     fn work_until(&self, probe: &impl Probe, reach: Reach) {
         // Only the baker's life-long wait says when it is idle: a wait inside
         // an order is still that order's work.
-        let record = (self.waits.get() == 0).then(|| self.registry.record(self.index));
+        let record = (self.waits.get() == 0).then(|| self.record());
         let set_activity = |activity| {
             if let Some(record) = record {
                 record.set_activity(activity);
@@ -298,8 +378,13 @@ impl BakerThread {
                 } else {
                     SlotState::Waiting
                 };
-                self.registry
-                    .sleep(self.index, mode, keep_sleeping, has_work);
+                let timeout = probe.sleep_timeout();
+                if self
+                    .registry
+                    .sleep(self.index, mode, keep_sleeping, has_work, timeout)
+                {
+                    probe.timed_out();
+                }
                 rounds = 0;
             }
         }
@@ -314,19 +399,37 @@ impl BakerThread {
     }
 }
 
-/// What a baker's life waits for: the bakery closed and every queue empty.
-/// Shutdown wakes every baker, so there is nothing to register.
-struct Closing<'a>(&'a Registry);
+/// What a baker's life waits for: the bakery closed and every queue empty,
+/// or its own retirement (see [`crate::engine::registry::staff`]).
+/// Shutdown wakes every baker, and `set_bakers` the bakers it asks to
+/// retire, so there is nothing to register.
+struct Life<'a> {
+    registry: &'a Registry,
+    record: &'a BakerRecord,
+    retiring: Cell<bool>,
+}
 
-impl Probe for Closing<'_> {
+impl Life<'_> {
+    /// Whether the bakery closed and every queue is empty. A baker leaves
+    /// for good only after it has seen `closed` and then, past its own
+    /// fence, every queue empty (see `registry::shutdown`).
+    #[inline]
+    fn closing(&self) -> bool {
+        self.registry.is_closed() && {
+            fence(Ordering::SeqCst);
+            !self.registry.has_work()
+        }
+    }
+}
+
+impl Probe for Life<'_> {
     #[inline]
     fn probe(&self) -> bool {
-        // A baker leaves for good only after it has seen `closed` and then,
-        // past its own fence, every queue empty (see `registry::shutdown`).
-        self.0.is_closed() && {
-            fence(Ordering::SeqCst);
-            !self.0.has_work()
+        if self.retiring.get() || self.record.retire_requested() {
+            self.retiring.set(true);
+            return true;
         }
+        self.closing()
     }
 
     fn register(&self, _waiter: impl FnOnce() -> Waiter) -> bool {
@@ -335,10 +438,34 @@ impl Probe for Closing<'_> {
 
     /// Only until the bakery closes: the shutdown's one wake-up comes right
     /// after it closes, and a baker that saw it closed keeps looking until
-    /// the queues are empty instead of sleeping through the work left.
+    /// the queues are empty instead of sleeping through the work left. Nor
+    /// once asked to retire, which `set_bakers` does before its wake-up.
     fn may_sleep(&self) -> bool {
-        !self.0.is_closed()
+        !self.registry.is_closed() && !self.record.retire_requested()
     }
+
+    /// A surplus baker waits `keep_alive` for work, then retires.
+    fn sleep_timeout(&self) -> Option<std::time::Duration> {
+        self.registry
+            .has_surplus()
+            .then(|| self.registry.keep_alive())
+    }
+
+    fn timed_out(&self) {
+        if self.registry.try_retire_surplus() {
+            self.retiring.set(true);
+        }
+    }
+}
+
+/// The kernel's id of the calling thread, where the system says it (Linux),
+/// so the blocking monitor can ask whether the thread sleeps.
+fn os_thread_id() -> Option<usize> {
+    if cfg!(loom) {
+        return None;
+    }
+    let link = std::fs::read_link("/proc/thread-self").ok()?;
+    link.file_name()?.to_str()?.parse().ok()
 }
 
 /// The address of a local in the caller's frame: where the stack is now.
@@ -348,16 +475,19 @@ fn stack_address() -> usize {
     std::hint::black_box(&marker) as *const u8 as usize
 }
 
-/// The body of a baker's thread, whose stack is `stack_size` bytes.
-pub(crate) fn run(
-    registry: Arc<Registry>,
-    index: usize,
-    worker: Worker<JobRef>,
-    stack_size: usize,
-) {
+/// The body of baker `index`'s thread, whose stack is `stack_size` bytes:
+/// it takes the owner's end of the index's deque, works until the bakery
+/// closes or it retires, and gives the index back.
+pub(crate) fn run(registry: Arc<Registry>, index: usize, stack_size: usize) {
+    let record = NonNull::from(registry.record(index));
+    let worker = registry
+        .record(index)
+        .take_worker()
+        .expect("a starting baker finds its deque in its record");
     let baker = BakerThread {
         worker,
         index,
+        record,
         rng: XorShift64Star::new(index),
         registry,
         looks: Cell::new(0),
@@ -370,8 +500,10 @@ pub(crate) fn run(
         } else {
             stack_size / HELP_STACK_SHARE
         },
+        blocking: Cell::new(0),
     };
-    let record = baker.registry.record(index);
+    let record = baker.record();
+    record.set_os_thread(os_thread_id());
     record.set_activity(Activity::Working);
     local::set((&baker as *const BakerThread).cast());
     // For the thread's whole life, thread-local destructors included: a
@@ -383,24 +515,42 @@ pub(crate) fn run(
     if let Some(hook) = baker.registry.start_hook() {
         unwind::quietly(|| hook(index));
     }
-    let closing = Closing(&baker.registry);
-    baker.work_until(&closing, Reach::Everywhere);
+    let life = Life {
+        registry: &baker.registry,
+        record,
+        retiring: Cell::new(false),
+    };
+    baker.work_until(&life, Reach::Everywhere);
+    let retiring = life.retiring.get();
     if let Some(hook) = baker.registry.stop_hook() {
         record.set_activity(Activity::Working);
         unwind::quietly(|| hook(index));
         // The hook runs on a baker, so what it submits went onto this
         // baker's own deque, and what its waits took from the injector may
         // be there too: finish it all before going home, as for any work
-        // submitted while the bakery closes.
-        baker.work_until(&closing, Reach::Everywhere);
+        // submitted while the bakery closes (a retiring baker hands it over
+        // instead, below).
+        if !retiring {
+            baker.work_until(&life, Reach::Everywhere);
+        }
+    }
+    if retiring {
+        baker.hand_over_deque();
+    } else {
+        record.set_activity(Activity::Vacant);
     }
     std::mem::forget(abort);
-    record.set_activity(Activity::Vacant);
     // Work drained from here on runs as outside work: it cannot push onto
     // this baker's deque, which nobody would empty any more.
     local::set(std::ptr::null());
-    baker.registry.baker_leaving();
-    baker.registry.baker_left();
+    let BakerThread {
+        worker, registry, ..
+    } = baker;
+    if retiring {
+        registry.retired(index, worker);
+    }
+    registry.baker_leaving();
+    registry.baker_left();
 }
 
 /// A small, fast random number generator for picking steal victims

@@ -100,7 +100,9 @@ where
     match job_b.into_outcome() {
         Ok(result_b) => (result_a.into_inner(), result_b),
         Err(payload) => {
-            drop(result_a);
+            // Not unwinding yet: drop it quietly by hand.
+            let result_a = result_a.into_inner();
+            unwind::quietly(move || drop(result_a));
             unwind::resume_unwinding(payload)
         }
     }

@@ -8,6 +8,7 @@ pub(crate) mod injector;
 pub(crate) mod job;
 pub(crate) mod join;
 pub(crate) mod latch;
+pub(crate) mod monitor;
 pub(crate) mod probe;
 pub(crate) mod registry;
 pub(crate) mod roster;

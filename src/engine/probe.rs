@@ -25,4 +25,15 @@ pub(crate) trait Probe {
     fn may_sleep(&self) -> bool {
         !self.probe()
     }
+
+    /// How long a waiter may sleep before it looks again on its own, if not
+    /// for ever: the waits of a surplus baker, which retires when no work
+    /// came for that long.
+    fn sleep_timeout(&self) -> Option<std::time::Duration> {
+        None
+    }
+
+    /// The waiter slept for [`sleep_timeout`](Probe::sleep_timeout) and
+    /// nobody woke it.
+    fn timed_out(&self) {}
 }

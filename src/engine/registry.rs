@@ -14,17 +14,21 @@
 //! [`shutdown`]).
 
 pub(crate) mod shutdown;
+pub(crate) mod staff;
 
 use crate::engine::baker_record::BakerRecord;
 use crate::engine::injector::Injector;
 use crate::engine::job::{JobRef, Mode};
+use crate::engine::monitor::Monitor;
 use crate::engine::roster::Roster;
 use crate::engine::sleep::{Sleep, SlotState};
+use crate::engine::sync::unmodelled;
 use crate::engine::sync::{fence, AtomicBool, AtomicUsize, Condvar, Mutex, Ordering, Worker};
 use crate::error::PanicError;
 use crossbeam_deque::Steal;
-use shutdown::Threads;
+use staff::Staff;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// The type of a panic handler: see `BakeryBuilder::panic_handler`.
 pub(crate) type PanicHandler = dyn Fn(PanicError) + Send + Sync;
@@ -79,33 +83,44 @@ pub(crate) struct Registry {
     /// Bakers whose thread has not finished its main loop yet.
     alive: Mutex<usize>,
     gone: Condvar,
-    threads: Mutex<Threads>,
+    /// Who works here, and their threads (see [`staff`]).
+    staff: Mutex<Staff>,
     /// Signalled when the bakers' threads have all been joined.
     joined: Condvar,
+    /// How many bakers are beyond the configured number, as the staff last
+    /// counted: read without the lock by bakers about to sleep.
+    surplus: unmodelled::AtomicUsize,
+    keep_alive: Duration,
+    /// The blocking monitor, unless detection is switched off.
+    monitor: Option<Monitor>,
 }
 
-/// Everything [`Registry::new`] needs.
+/// Everything [`Registry::start`] needs.
 pub(crate) struct RegistryParts {
-    /// The records of the bakers to start, in index order.
-    pub(crate) records: Vec<BakerRecord>,
-    /// The most bakers the bakery may ever hold.
-    pub(crate) max_bakers: usize,
+    /// The configured number of bakers, started at once.
+    pub(crate) bakers: usize,
+    /// The name of every baker index the bakery may use, up to its
+    /// `max_bakers`.
+    pub(crate) names: Vec<String>,
+    pub(crate) stack_size: usize,
+    pub(crate) keep_alive: Duration,
+    /// How long a baker may make no progress while orders wait before the
+    /// monitor asks whether it is blocked; `None` switches the monitor off.
+    pub(crate) blocking_threshold: Option<Duration>,
     pub(crate) panic_handler: Option<Arc<PanicHandler>>,
     pub(crate) start_hook: Option<Hook>,
     pub(crate) stop_hook: Option<Hook>,
 }
 
 impl Registry {
-    pub(crate) fn new(parts: RegistryParts) -> Registry {
-        let bakers = parts.records.len();
-        let roster = Roster::new(parts.max_bakers);
-        for record in parts.records {
-            roster.push(record);
-        }
+    /// The registry of a bakery with no baker started yet.
+    fn new(mut parts: RegistryParts) -> Registry {
+        let max_bakers = parts.names.len();
+        let staff = Staff::new(&mut parts);
         Registry {
             id: RegistryId::next(),
             injector: Injector::new(),
-            roster,
+            roster: Roster::new(max_bakers),
             sleep: Sleep::new(),
             closed: AtomicBool::new(false),
             cancel_queued: AtomicBool::new(false),
@@ -113,11 +128,14 @@ impl Registry {
             start_hook: parts.start_hook,
             stop_hook: parts.stop_hook,
             handles: AtomicUsize::new(1),
-            present: AtomicUsize::new(bakers),
-            alive: Mutex::new(bakers),
+            present: AtomicUsize::new(0),
+            alive: Mutex::new(0),
             gone: Condvar::new(),
-            threads: Mutex::new(Threads::default()),
+            staff: Mutex::new(staff),
             joined: Condvar::new(),
+            surplus: unmodelled::AtomicUsize::new(0),
+            keep_alive: parts.keep_alive,
+            monitor: parts.blocking_threshold.map(Monitor::new),
         }
     }
 
@@ -128,9 +146,9 @@ impl Registry {
         self.id
     }
 
-    /// How many bakers the roster holds.
+    /// How many baker indices were ever used: every baker's index is below.
     #[inline]
-    pub(crate) fn bakers(&self) -> usize {
+    pub(crate) fn indices(&self) -> usize {
         self.roster.len()
     }
 
@@ -211,7 +229,29 @@ impl Registry {
     /// held nothing else.
     #[inline]
     pub(crate) fn new_work(&self, queue_was_empty: impl FnOnce() -> bool) {
-        self.sleep.new_work(&self.roster, queue_was_empty);
+        let all_busy = self.sleep.new_work(&self.roster, queue_was_empty);
+        self.poke_monitor_if(all_busy);
+    }
+
+    /// New work found every baker busy: the blocking monitor watches (see
+    /// [`super::monitor`]).
+    #[inline]
+    fn poke_monitor_if(&self, all_busy: bool) {
+        if all_busy {
+            if let Some(monitor) = &self.monitor {
+                monitor.poke();
+            }
+        }
+    }
+
+    /// The blocking monitor's state, if this bakery has one.
+    pub(crate) fn monitor(&self) -> Option<&Monitor> {
+        self.monitor.as_ref()
+    }
+
+    /// Whether every baker is busy: none searching, none asleep.
+    pub(crate) fn all_busy(&self) -> bool {
+        self.sleep.all_busy()
     }
 
     // -----------------------------------------------------------------
@@ -226,7 +266,8 @@ impl Registry {
         let (job, moved) = self.injector.pop_batch(dest)?;
         if moved > 0 {
             fence(Ordering::SeqCst);
-            self.sleep.new_work(&self.roster, || dest.len() <= moved);
+            let all_busy = self.sleep.new_work(&self.roster, || dest.len() <= moved);
+            self.poke_monitor_if(all_busy);
         }
         Some(job)
     }
@@ -274,26 +315,43 @@ impl Registry {
         self.sleep.start_searching();
     }
 
-    /// A baker stops searching; see [`Sleep::stop_searching`].
+    /// A baker stops searching; see [`Sleep::stop_searching`]. If every
+    /// baker is busy now and work is left, the blocking monitor watches.
     #[inline]
-    pub(crate) fn stop_searching(&self, has_work: impl FnOnce() -> bool) {
-        self.sleep.stop_searching(&self.roster, has_work);
+    pub(crate) fn stop_searching(&self, has_work: impl Fn() -> bool) {
+        if self.sleep.stop_searching(&self.roster, &has_work) && self.monitor.is_some() {
+            fence(Ordering::SeqCst);
+            self.poke_monitor_if(has_work());
+        }
     }
 
-    /// Puts baker `index` to sleep; see [`Sleep::sleep`].
+    /// Puts baker `index` to sleep; see [`Sleep::sleep`]. Returns whether
+    /// `timeout` passed with nobody waking it.
     pub(crate) fn sleep(
         &self,
         index: usize,
         mode: SlotState,
         keep_sleeping: impl Fn() -> bool,
         has_work: impl FnOnce() -> bool,
-    ) {
+        timeout: Option<Duration>,
+    ) -> bool {
         self.sleep.sleep(
             self.roster.record(index).slot(),
             mode,
             keep_sleeping,
             has_work,
-        );
+            timeout,
+        )
+    }
+
+    /// Wakes a sleeping baker if any queue holds work: for work that was
+    /// queued before, whose baker cannot take it now (it blocks, or retires).
+    pub(crate) fn wake_for_queued_work(&self) {
+        fence(Ordering::SeqCst);
+        if self.has_work() {
+            let all_busy = self.sleep.new_work(&self.roster, || false);
+            self.poke_monitor_if(all_busy);
+        }
     }
 
     /// Wakes baker `index` whatever it sleeps for: what it waits for

@@ -29,15 +29,30 @@
 //!
 //! The record and its place are only written while the roster's owner holds
 //! its growth lock, so two bakers joining at once get different indices.
+//!
+//! That publication (a place written once, then `len` stored with Release,
+//! read with Acquire before the place) is simple enough to stand on its own,
+//! so the roster's words are left out of the loom models (see
+//! [`crate::engine::sync::unmodelled`]): every look at a deque goes through
+//! the roster, and loom explores the protocols around those looks instead.
 
 use crate::engine::baker_record::BakerRecord;
 use crate::engine::sleep::{Slot, Slots};
-use crate::engine::sync::{AtomicPtr, AtomicUsize, Ordering};
+use crate::engine::sync::unmodelled::{AtomicPtr, AtomicUsize};
+use crate::engine::sync::Ordering;
 use std::ptr;
 
-/// The most bakers one bakery can hold: each half of the sleep counter word
-/// has 16 bits on every platform.
-pub(crate) const MAX_BAKERS: usize = 0xFFFF;
+/// The most bakers any bakery can hold (65,535): the ceiling for
+/// [`BakeryBuilder::max_bakers`](crate::BakeryBuilder::max_bakers). Each
+/// half of the sleep counter word has 16 bits on every platform.
+///
+/// # Examples
+///
+/// ```
+/// let error = bakery::Bakery::builder().bakers(bakery::MAX_BAKERS + 1).build().unwrap_err();
+/// assert!(matches!(error, bakery::BuildError::TooManyBakers { .. }));
+/// ```
+pub const MAX_BAKERS: usize = 0xFFFF;
 
 /// The records of one bakery's bakers.
 pub(crate) struct Roster {
@@ -106,8 +121,10 @@ impl Slots for Roster {
 
 impl Drop for Roster {
     fn drop(&mut self) {
-        for place in self.places.iter() {
-            // `&mut self`: nobody else can reach the roster any more.
+        // `&mut self`: nobody else can reach the roster any more, and only
+        // the places below `len` were ever filled.
+        let len = self.len();
+        for place in &self.places[..len] {
             let record = place.swap(ptr::null_mut(), Ordering::Relaxed);
             if !record.is_null() {
                 // SAFETY: allocated by `push` with `Box::into_raw`, and freed

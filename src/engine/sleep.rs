@@ -94,6 +94,7 @@
 
 use crate::engine::sync::{fence, thread, thread::Thread, AtomicUsize, Mutex, Ordering};
 use crossbeam_utils::CachePadded;
+use std::time::{Duration, Instant};
 
 // Each half of the counter word has 16 bits on every platform, which is
 // why a bakery holds at most `roster::MAX_BAKERS` bakers.
@@ -181,8 +182,15 @@ impl Sleep {
     /// The fence pairs with the submitter's (see the module docs): the
     /// submitter read this baker as searching before this decrement, so this
     /// baker's `has_work()` sees the submitter's work.
+    ///
+    /// Returns whether the caller was the last searcher with nobody asleep:
+    /// every baker is busy now.
     #[inline]
-    pub(crate) fn stop_searching(&self, slots: &impl Slots, has_work: impl FnOnce() -> bool) {
+    pub(crate) fn stop_searching(
+        &self,
+        slots: &impl Slots,
+        has_work: impl FnOnce() -> bool,
+    ) -> bool {
         let before = self.counters.fetch_sub(ONE_SEARCHING, Ordering::SeqCst);
         if searching(before) == 1 && sleeping(before) > 0 {
             fence(Ordering::SeqCst);
@@ -190,6 +198,7 @@ impl Sleep {
                 self.wake_any(slots);
             }
         }
+        searching(before) == 1 && sleeping(before) == 0
     }
 
     /// New work became visible. The caller has issued a `SeqCst` fence after
@@ -197,16 +206,29 @@ impl Sleep {
     /// caller will run itself if nobody takes it. `queue_was_empty` says
     /// whether the queue it went to held nothing else; it is asked only when
     /// some baker sleeps, and only steers how eagerly to wake one.
+    ///
+    /// Returns whether every baker is busy (none searching, none asleep), so
+    /// that the new work waits.
     #[inline]
-    pub(crate) fn new_work(&self, slots: &impl Slots, queue_was_empty: impl FnOnce() -> bool) {
+    pub(crate) fn new_work(
+        &self,
+        slots: &impl Slots,
+        queue_was_empty: impl FnOnce() -> bool,
+    ) -> bool {
         let counters = self.counters.load(Ordering::SeqCst);
         if sleeping(counters) == 0 {
-            return;
+            return searching(counters) == 0;
         }
         if searching(counters) > 0 && queue_was_empty() {
-            return;
+            return false;
         }
         self.wake_any(slots);
+        false
+    }
+
+    /// Whether every baker is busy: none searching, none asleep.
+    pub(crate) fn all_busy(&self) -> bool {
+        self.counters.load(Ordering::SeqCst) == 0
     }
 
     /// Puts the baker whose slot is `slot` to sleep, following steps 1 to 5
@@ -215,18 +237,26 @@ impl Sleep {
     /// `SlotState::Idle`, `has_work()` is true after the fence. An `Idle`
     /// sleeper must be counted as searching on entry, and is counted as
     /// searching again on return.
+    ///
+    /// With a `timeout`, it also returns once that passed with nobody waking
+    /// it, and then returns `true`. It takes itself off its slot under the
+    /// slot's lock, as a waker would, so either the waker finds the slot
+    /// asleep and wakes it (and the sleeper sees `Awake`: not a timeout), or
+    /// the sleeper takes itself off first and the waker finds it awake and
+    /// wakes somebody else.
     pub(crate) fn sleep(
         &self,
         slot: &Slot,
         mode: SlotState,
         keep_sleeping: impl Fn() -> bool,
         has_work: impl FnOnce() -> bool,
-    ) {
+        timeout: Option<Duration>,
+    ) -> bool {
         debug_assert_ne!(mode, SlotState::Awake);
         let mut inner = slot.inner.lock();
         debug_assert_eq!(inner.state, SlotState::Awake);
         if !keep_sleeping() {
-            return;
+            return false;
         }
         if mode == SlotState::Idle {
             self.counters
@@ -235,20 +265,43 @@ impl Sleep {
             if has_work() {
                 self.counters
                     .fetch_add(ONE_SEARCHING.wrapping_sub(ONE_SLEEPING), Ordering::SeqCst);
-                return;
+                return false;
             }
         }
         inner.state = mode;
         inner.thread = Some(thread::current());
         drop(inner);
+        let deadline = timeout.map(|timeout| Instant::now().checked_add(timeout));
         // Step 5: block until a waker sets the slot `Awake`. The waker
         // unparks after setting it under the lock, and an unpark that comes
         // before the park is kept by the thread, so nothing is missed;
         // spurious returns from `park` just look again.
         loop {
-            thread::park();
-            if slot.inner.lock().state == SlotState::Awake {
-                return;
+            let expired = match deadline {
+                None | Some(None) => {
+                    thread::park();
+                    false
+                }
+                Some(Some(deadline)) => {
+                    let now = Instant::now();
+                    if now < deadline {
+                        thread::park_timeout(deadline - now);
+                    }
+                    Instant::now() >= deadline
+                }
+            };
+            let mut inner = slot.inner.lock();
+            if inner.state == SlotState::Awake {
+                return false;
+            }
+            if expired {
+                if inner.state == SlotState::Idle {
+                    self.counters
+                        .fetch_add(ONE_SEARCHING.wrapping_sub(ONE_SLEEPING), Ordering::SeqCst);
+                }
+                inner.state = SlotState::Awake;
+                inner.thread = None;
+                return true;
             }
         }
     }

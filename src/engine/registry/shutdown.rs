@@ -27,7 +27,8 @@
 //!    joined, by it or by a concurrent closer
 //!    ([`wait_for_bakers`](Registry::wait_for_bakers)). A closer running on
 //!    one of the bakery's own threads does not wait: it would wait for
-//!    itself.
+//!    itself. No baker is started once the bakery is closed, and one started
+//!    just before is counted before its thread runs (see [`super::staff`]).
 //!
 //! # Why every accepted order reports exactly one outcome
 //!
@@ -58,19 +59,9 @@
 use super::Registry;
 use crate::engine::baker_record::Activity;
 use crate::engine::job::{JobRef, Mode};
-use crate::engine::sync::{fence, local, thread::JoinHandle, Ordering};
+use crate::engine::sync::{fence, local, Ordering};
 use crossbeam_deque::Steal;
 use std::time::Instant;
-
-/// The bakers' threads and who joins them: the first shutdown to get here
-/// joins them; every other one waits until that is done, so that every
-/// shutdown that returns means the threads are gone.
-#[derive(Default)]
-pub(super) struct Threads {
-    handles: Vec<JoinHandle<()>>,
-    joining: bool,
-    joined: bool,
-}
 
 impl Registry {
     /// Stops taking orders and wakes every baker so they finish the queues
@@ -82,6 +73,9 @@ impl Registry {
         self.closed.store(true, Ordering::SeqCst);
         fence(Ordering::SeqCst);
         self.sleep.wake_all(&self.roster);
+        if let Some(monitor) = &self.monitor {
+            monitor.close();
+        }
     }
 
     /// Cancels every queued order right away, from the calling thread
@@ -150,31 +144,26 @@ impl Registry {
         }
     }
 
-    /// Records the bakers' threads, to be joined at shutdown.
-    pub(crate) fn set_threads(&self, threads: Vec<JoinHandle<()>>) {
-        self.threads.lock().handles = threads;
+    /// `count` bakers are about to start: they count as present and alive
+    /// from now.
+    pub(crate) fn bakers_arriving(&self, count: usize) {
+        *self.alive.lock() += count;
+        self.present.fetch_add(count, Ordering::SeqCst);
     }
 
-    /// Forgets `count` bakers that never started.
-    pub(crate) fn never_started(&self, count: usize) {
-        let mut alive = self.alive.lock();
-        *alive -= count;
-        self.present.fetch_sub(count, Ordering::SeqCst);
-        self.gone.notify_all();
-    }
-
-    /// Called by each baker as its main loop ends.
+    /// Called by each baker as its thread ends (or fails to start).
     pub(crate) fn baker_left(&self) {
         let mut alive = self.alive.lock();
         *alive -= 1;
         self.gone.notify_all();
     }
 
-    /// How many bakers are running an order or a hook right now.
+    /// How many bakers are running an order or a hook right now (blocked in
+    /// one included).
     pub(crate) fn busy_bakers(&self) -> usize {
         self.roster
             .records()
-            .filter(|record| record.activity() == Activity::Working)
+            .filter(|record| matches!(record.activity(), Activity::Working | Activity::Blocked))
             .count()
     }
 
@@ -214,24 +203,24 @@ impl Registry {
                 }
             }
         }
-        let mut threads = self.threads.lock();
-        if threads.joining {
+        let mut staff = self.staff.lock();
+        if staff.joining {
             // Every baker has left its loop; the other call is joining their
             // threads, which waits only for their thread-local destructors.
-            while !threads.joined {
-                self.joined.wait(&mut threads);
+            while !staff.joined {
+                self.joined.wait(&mut staff);
             }
             return Ok(());
         }
-        threads.joining = true;
-        let handles = std::mem::take(&mut threads.handles);
-        drop(threads);
+        staff.joining = true;
+        let handles = std::mem::take(&mut staff.handles);
+        drop(staff);
         for thread in handles {
             // A baker's thread never unwinds (its loop aborts instead), so
             // there is no panic to report here.
             let _ = thread.join();
         }
-        self.threads.lock().joined = true;
+        self.staff.lock().joined = true;
         self.joined.notify_all();
         Ok(())
     }

@@ -57,7 +57,23 @@ impl Bakers {
         has_work: impl FnOnce() -> bool,
     ) {
         self.sleep
-            .sleep(&self.slots[index], mode, keep_sleeping, has_work);
+            .sleep(&self.slots[index], mode, keep_sleeping, has_work, None);
+    }
+
+    /// Sleeps as `Idle` for at most `timeout`; returns whether it ran out.
+    pub(crate) fn sleep_for(
+        &self,
+        index: usize,
+        has_work: impl FnOnce() -> bool,
+        timeout: std::time::Duration,
+    ) -> bool {
+        self.sleep.sleep(
+            &self.slots[index],
+            SlotState::Idle,
+            || true,
+            has_work,
+            Some(timeout),
+        )
     }
 
     pub(crate) fn wake_specific(&self, index: usize) {

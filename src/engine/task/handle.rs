@@ -184,6 +184,7 @@ impl<T> RawOrder<T> {
                     // no one else involved.
                     while let Some(job) = baker.take_local() {
                         if job.id() == self.job_id() {
+                            baker.count_progress();
                             return Some((job, baker.mode()));
                         }
                         baker.execute(job);
@@ -214,11 +215,18 @@ impl<T> RawOrder<T> {
 
     /// Parks until the outcome is ready or `timeout` passes, then takes it
     /// if there is one; never runs the order or other work on the calling
-    /// thread.
+    /// thread. On a baker that is a blocking wait, and is declared as one:
+    /// the bakery keeps its configured number of bakers runnable meanwhile,
+    /// so the order (even one queued on this baker's own deque) can run.
     pub(crate) fn join_timeout(&mut self, timeout: Duration) -> Option<Result<T, OrderError>> {
         // A timeout too large for `Instant` waits as long as it takes.
         let deadline = Instant::now().checked_add(timeout);
-        wait::park_until(&*self, deadline);
+        if !self.is_finished() {
+            BakerThread::with_current(|baker| match baker {
+                Some(baker) => baker.blocking(|| wait::park_until(&*self, deadline)),
+                None => wait::park_until(&*self, deadline),
+            });
+        }
         self.take_outcome()
     }
 

@@ -1,0 +1,373 @@
+//! The staff: how many bakers the bakery should have, which of them are
+//! blocked, and how a baker joins or leaves a live bakery.
+//!
+//! # Counting
+//!
+//! Under the staff lock:
+//!
+//! * `target` is the configured number of bakers (`Bakery::bakers`,
+//!   changed by `set_bakers`);
+//! * `on_duty` counts the bakers that hold an index and were not asked to
+//!   retire;
+//! * `blocked` counts those of them that are blocked: inside `blocking`, in
+//!   a wait past its stack budget, or found blocked by the monitor.
+//!
+//! The bakery keeps `on_duty - blocked >= target` runnable bakers while it
+//! can (up to `max_bakers` in all): when a baker blocks and that would
+//! leave fewer, a baker is started. A baker beyond the target (when
+//! `on_duty - blocked > target`, after a blocked baker came back) is
+//! *surplus*: once it is out of work it waits `keep_alive` for more, and
+//! retires if it is still surplus then. `set_bakers` grows the staff at
+//! once and shrinks it by asking bakers to retire after their current order.
+//!
+//! # Joining
+//!
+//! A new baker takes the lowest free index, or the next one (allocating its
+//! record, see [`crate::engine::roster`]), and with it the owner's end of
+//! that index's deque. It counts as alive and present before its thread
+//! starts, and its thread is started and its handle recorded under the
+//! staff lock, which a shutdown also takes to join the threads: the shutdown
+//! either sees the new handle, or the new baker sees the bakery closed and
+//! leaves at once, draining like any other.
+//!
+//! # Leaving a live bakery (retiring)
+//!
+//! A baker retires only from its life loop, between orders: when asked to
+//! (its record's flag, checked after every job), or when it woke from a
+//! surplus wait with no work and, under the staff lock, is still surplus.
+//! On its way out it runs its stop hook, moves whatever is left on its deque
+//! into the injector and announces it like a submit, and then, under the
+//! staff lock, marks its record vacant and gives back the owner's end of the
+//! deque and the index; it never touches the record after that. Nothing
+//! queued is lost: what was on the deque is in the injector, announced
+//! after a `SeqCst` fence like any outside order, and a stealer that reads
+//! the deque meanwhile finds each entry either still there or already
+//! moved. A baker that retires while the bakery closes leaves as in a
+//! shutdown: it counts as present until it is gone, so whoever leaves last
+//! drains the injector.
+
+use super::{Registry, RegistryParts};
+use crate::engine::baker_record::{Activity, BakerRecord};
+use crate::engine::baker_thread;
+use crate::engine::job::JobRef;
+use crate::engine::monitor;
+use crate::engine::sync::{thread, thread::JoinHandle, Arc, Ordering, Worker};
+use crate::error::{BuildError, SetBakersError};
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::io;
+use std::time::Duration;
+
+/// The staff's counts and the bakers' threads; guarded by the staff lock.
+pub(crate) struct Staff {
+    target: usize,
+    max: usize,
+    on_duty: usize,
+    blocked: usize,
+    /// Indices below the roster's length that no thread holds.
+    free: BinaryHeap<Reverse<usize>>,
+    /// Every baker thread started and not yet joined.
+    pub(super) handles: Vec<JoinHandle<()>>,
+    /// A shutdown is joining the threads, or has joined them.
+    pub(super) joining: bool,
+    pub(super) joined: bool,
+    /// The name of every index up to `max`.
+    names: Box<[std::sync::Arc<str>]>,
+    stack_size: usize,
+}
+
+/// Whether a baker about to start is counted as present and alive already.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Counted {
+    Already,
+    No,
+}
+
+/// Why a baker could not be started.
+enum StartError {
+    /// `max_bakers` bakers hold an index already.
+    Full,
+    /// The operating system refused the thread.
+    Spawn { index: usize, source: io::Error },
+}
+
+impl Staff {
+    pub(super) fn new(parts: &mut RegistryParts) -> Staff {
+        Staff {
+            target: parts.bakers,
+            max: parts.names.len(),
+            on_duty: 0,
+            blocked: 0,
+            free: BinaryHeap::new(),
+            handles: Vec::new(),
+            joining: false,
+            joined: false,
+            names: std::mem::take(&mut parts.names)
+                .into_iter()
+                .map(std::sync::Arc::from)
+                .collect(),
+            stack_size: parts.stack_size,
+        }
+    }
+
+    fn surplus(&self) -> usize {
+        self.on_duty.saturating_sub(self.blocked + self.target)
+    }
+
+    fn short(&self) -> bool {
+        self.on_duty < self.target + self.blocked
+    }
+}
+
+impl Registry {
+    /// Starts the bakery's first bakers.
+    ///
+    /// # Errors
+    ///
+    /// [`BuildError::Spawn`] if the operating system refuses a thread; the
+    /// bakers already started are then stopped and joined.
+    pub(crate) fn start(parts: RegistryParts) -> Result<Arc<Registry>, BuildError> {
+        let bakers = parts.bakers;
+        let registry = Arc::new(Registry::new(parts));
+        // The first bakers count as present and alive all at once.
+        registry.bakers_arriving(bakers);
+        let mut staff = registry.staff.lock();
+        for started in 0..bakers {
+            match Registry::start_baker(&registry, &mut staff, Counted::Already) {
+                Ok(_) => {}
+                Err(StartError::Spawn { index, source }) => {
+                    drop(staff);
+                    for _ in started..bakers {
+                        registry.baker_leaving();
+                        registry.baker_left();
+                    }
+                    registry.close(false);
+                    let _ = registry.wait_for_bakers(None);
+                    return Err(BuildError::Spawn { index, source });
+                }
+                Err(StartError::Full) => unreachable!("the builder checks the ceiling"),
+            }
+        }
+        if registry.monitor.is_some() {
+            match monitor::spawn(registry.clone()) {
+                Ok(handle) => staff.handles.push(handle),
+                Err(source) => {
+                    drop(staff);
+                    registry.close(false);
+                    let _ = registry.wait_for_bakers(None);
+                    return Err(BuildError::Spawn {
+                        index: bakers,
+                        source,
+                    });
+                }
+            }
+        }
+        drop(staff);
+        Ok(registry)
+    }
+
+    /// Starts one baker, under the staff lock `staff`, counting it as
+    /// present and alive unless the caller did.
+    fn start_baker(
+        this: &Arc<Registry>,
+        staff: &mut Staff,
+        counted: Counted,
+    ) -> Result<usize, StartError> {
+        // Threads that retired are finished: join them now, so the list of
+        // handles stays as long as the staff. (Loom's handles cannot say;
+        // its models start few bakers.)
+        #[cfg(not(loom))]
+        {
+            let mut kept = Vec::with_capacity(staff.handles.len() + 1);
+            for handle in staff.handles.drain(..) {
+                if handle.is_finished() {
+                    let _ = handle.join();
+                } else {
+                    kept.push(handle);
+                }
+            }
+            staff.handles = kept;
+        }
+
+        let index = match staff.free.pop() {
+            Some(Reverse(index)) => index,
+            None if this.roster.len() < staff.max => {
+                let index = this.roster.len();
+                this.roster
+                    .push(BakerRecord::new(staff.names[index].clone()));
+                index
+            }
+            None => return Err(StartError::Full),
+        };
+        let record = this.roster.record(index);
+        record.set_retire(false);
+        record.set_activity(Activity::Working);
+        if counted == Counted::No {
+            this.bakers_arriving(1);
+        }
+        let registry = this.clone();
+        let stack_size = staff.stack_size;
+        // The thread takes the deque's owner end from the record itself, so
+        // that it stays there if the thread cannot start.
+        let spawned = thread::Builder::new()
+            .name(record.name().to_string())
+            .stack_size(stack_size)
+            .spawn(move || baker_thread::run(registry, index, stack_size));
+        match spawned {
+            Ok(handle) => {
+                staff.handles.push(handle);
+                staff.on_duty += 1;
+                this.update_surplus(staff);
+                Ok(index)
+            }
+            Err(source) => {
+                record.set_activity(Activity::Vacant);
+                staff.free.push(Reverse(index));
+                if counted == Counted::No {
+                    this.baker_leaving();
+                    this.baker_left();
+                }
+                Err(StartError::Spawn { index, source })
+            }
+        }
+    }
+
+    fn update_surplus(&self, staff: &Staff) {
+        self.surplus.store(staff.surplus(), Ordering::Relaxed);
+    }
+
+    /// The configured number of bakers.
+    pub(crate) fn target(&self) -> usize {
+        self.staff.lock().target
+    }
+
+    /// Whether some baker is beyond the configured number: a hint, read
+    /// without the lock.
+    #[inline]
+    pub(crate) fn has_surplus(&self) -> bool {
+        self.surplus.load(Ordering::Relaxed) > 0
+    }
+
+    /// How long a surplus baker waits for work before it retires.
+    pub(crate) fn keep_alive(&self) -> Duration {
+        self.keep_alive
+    }
+
+    /// Changes the configured number of bakers (see the module docs).
+    ///
+    /// # Errors
+    ///
+    /// See [`SetBakersError`].
+    pub(crate) fn set_bakers(this: &Arc<Registry>, bakers: usize) -> Result<(), SetBakersError> {
+        let mut staff = this.staff.lock();
+        if bakers == 0 {
+            return Err(SetBakersError::NoBakers);
+        }
+        if bakers > staff.max {
+            return Err(SetBakersError::TooManyBakers {
+                requested: bakers,
+                max: staff.max,
+            });
+        }
+        if this.is_closed() {
+            return Err(SetBakersError::Closed);
+        }
+        staff.target = bakers;
+        while staff.short() {
+            match Registry::start_baker(this, &mut staff, Counted::No) {
+                Ok(_) => {}
+                Err(StartError::Full) => break,
+                Err(StartError::Spawn { index, source }) => {
+                    this.update_surplus(&staff);
+                    return Err(SetBakersError::Spawn { index, source });
+                }
+            }
+        }
+        // Shrinking: ask the surplus bakers to retire after their current
+        // order, idle ones first, then the highest indices.
+        let mut surplus = staff.surplus();
+        if surplus > 0 {
+            let mut candidates: Vec<usize> = (0..this.roster.len())
+                .filter(|&index| {
+                    let record = this.roster.record(index);
+                    matches!(record.activity(), Activity::Idle | Activity::Working)
+                        && !record.retire_requested()
+                        && !record.detected_blocked()
+                })
+                .collect();
+            candidates.sort_by_key(|&index| {
+                let idle = this.roster.record(index).activity() == Activity::Idle;
+                (Reverse(idle), Reverse(index))
+            });
+            for index in candidates {
+                if surplus == 0 {
+                    break;
+                }
+                this.roster.record(index).set_retire(true);
+                staff.on_duty -= 1;
+                surplus -= 1;
+                this.wake_baker(index);
+            }
+        }
+        this.update_surplus(&staff);
+        Ok(())
+    }
+
+    /// Baker `index` is about to block (declared by `blocking`, or found by
+    /// the monitor): start another if that leaves too few runnable, and make
+    /// sure the work it leaves queued is looked at.
+    pub(crate) fn baker_blocks(this: &Arc<Registry>, _index: usize) {
+        {
+            let mut staff = this.staff.lock();
+            staff.blocked += 1;
+            if staff.short() && !this.is_closed() {
+                // A thread the system refuses is one baker fewer, as when
+                // the ceiling is reached: the bakery carries on with those
+                // it has.
+                let _ = Registry::start_baker(this, &mut staff, Counted::No);
+            }
+            this.update_surplus(&staff);
+        }
+        // Its deque stays stealable: wake a sleeping baker for what is on it
+        // or in the injector.
+        this.wake_for_queued_work();
+    }
+
+    /// Baker `index` is runnable again.
+    pub(crate) fn baker_unblocks(&self, _index: usize) {
+        let mut staff = self.staff.lock();
+        staff.blocked -= 1;
+        self.update_surplus(&staff);
+    }
+
+    /// A surplus baker out of work waited `keep_alive`: claims its
+    /// retirement if it is still surplus.
+    pub(crate) fn try_retire_surplus(&self) -> bool {
+        let mut staff = self.staff.lock();
+        if staff.surplus() == 0 || self.is_closed() {
+            return false;
+        }
+        staff.on_duty -= 1;
+        self.update_surplus(&staff);
+        true
+    }
+
+    /// A retiring baker gives back its index and its deque's owner end,
+    /// and never touches its record again.
+    pub(crate) fn retired(&self, index: usize, worker: Worker<JobRef>) {
+        let mut staff = self.staff.lock();
+        let record = self.roster.record(index);
+        record.set_activity(Activity::Vacant);
+        record.set_os_thread(None);
+        record.put_worker(worker);
+        staff.free.push(Reverse(index));
+    }
+
+    /// The most bakers the bakery may hold.
+    pub(crate) fn max_bakers(&self) -> usize {
+        self.staff.lock().max
+    }
+}
+
+#[cfg(all(test, loom))]
+mod loom_tests;
