@@ -31,6 +31,7 @@ pub fn threads_from_env(var: &str, default: impl FnOnce() -> usize) -> usize {
 }
 
 /// One thread per available CPU.
+#[allow(dead_code)] // `blocking` runs its pools on two threads
 pub fn cpus() -> usize {
     thread::available_parallelism().map_or(1, |n| n.get())
 }

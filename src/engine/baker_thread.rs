@@ -152,7 +152,7 @@ impl BakerThread {
     pub(crate) fn push(&self, job: JobRef) {
         self.worker.push(job);
         fence(Ordering::SeqCst);
-        self.registry.new_work(|| self.worker.len() <= 1);
+        self.registry.new_work();
     }
 
     /// Pushes the second half of a `join`. No fence: if nobody takes it, this
@@ -161,7 +161,7 @@ impl BakerThread {
     #[inline]
     pub(crate) fn push_fork(&self, job: JobRef) {
         self.worker.push(job);
-        self.registry.new_work(|| self.worker.len() <= 1);
+        self.registry.new_work();
     }
 
     /// Pops the newest job from the local deque.
@@ -339,9 +339,11 @@ impl BakerThread {
                 continue;
             }
             set_activity(Activity::Idle);
-            if counted {
-                self.registry.start_searching();
-            }
+            let search_rounds = if counted && self.registry.start_searching() {
+                SEARCH_ROUNDS
+            } else {
+                0
+            };
             let mut rounds = 0;
             loop {
                 if probe.probe() {
@@ -349,12 +351,14 @@ impl BakerThread {
                     break 'work;
                 }
                 if let Some(job) = self.find_work(reach) {
-                    stop_searching();
+                    // Working before anyone is woken: a batch it just moved
+                    // onto its deque is stealable now (see `Registry::steal`).
                     set_activity(Activity::Working);
+                    stop_searching();
                     self.execute(job);
                     continue 'work;
                 }
-                if rounds < SEARCH_ROUNDS {
+                if rounds < search_rounds {
                     rounds += 1;
                     thread::yield_now();
                     continue;

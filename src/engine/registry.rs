@@ -16,7 +16,7 @@
 pub(crate) mod shutdown;
 pub(crate) mod staff;
 
-use crate::engine::baker_record::BakerRecord;
+use crate::engine::baker_record::{Activity, BakerRecord};
 use crate::engine::injector::Injector;
 use crate::engine::job::{JobRef, Mode};
 use crate::engine::monitor::Monitor;
@@ -93,6 +93,8 @@ pub(crate) struct Registry {
     keep_alive: Duration,
     /// The blocking monitor, unless detection is switched off.
     monitor: Option<Monitor>,
+    /// How many cores the machine has: the most bakers that search at once.
+    cores: usize,
 }
 
 /// Everything [`Registry::start`] needs.
@@ -136,6 +138,7 @@ impl Registry {
             surplus: unmodelled::AtomicUsize::new(0),
             keep_alive: parts.keep_alive,
             monitor: parts.blocking_threshold.map(Monitor::new),
+            cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
         }
     }
 
@@ -218,18 +221,16 @@ impl Registry {
             self.drain_if_deserted();
             return Some(settled);
         }
-        self.sleep
-            .new_work(&self.roster, || self.injector.len() <= 1);
+        self.sleep.new_work(&self.roster);
         None
     }
 
-    /// Work became visible on baker `index`'s own deque, which the caller
-    /// has fenced (`SeqCst`) after pushing, unless it will run the work
-    /// itself if nobody takes it; `queue_was_empty` says whether that deque
-    /// held nothing else.
+    /// Work became visible on a baker's own deque, which the caller has
+    /// fenced (`SeqCst`) after pushing, unless it will run the work itself if
+    /// nobody takes it.
     #[inline]
-    pub(crate) fn new_work(&self, queue_was_empty: impl FnOnce() -> bool) {
-        let all_busy = self.sleep.new_work(&self.roster, queue_was_empty);
+    pub(crate) fn new_work(&self) {
+        let all_busy = self.sleep.new_work(&self.roster);
         self.poke_monitor_if(all_busy);
     }
 
@@ -266,7 +267,7 @@ impl Registry {
         let (job, moved) = self.injector.pop_batch(dest)?;
         if moved > 0 {
             fence(Ordering::SeqCst);
-            let all_busy = self.sleep.new_work(&self.roster, || dest.len() <= moved);
+            let all_busy = self.sleep.new_work(&self.roster);
             self.poke_monitor_if(all_busy);
         }
         Some(job)
@@ -284,10 +285,18 @@ impl Registry {
         self.injector.is_empty()
     }
 
-    /// Tries to steal the oldest job of baker `victim`'s deque.
+    /// Tries to steal the oldest job of baker `victim`'s deque. An idle
+    /// baker's deque is empty (it went idle for want of work, and only its
+    /// owner pushes onto it), so it is skipped without a look: with many
+    /// bakers, that saves touching every idle deque on every round. Only a
+    /// hint: whoever must not miss work uses [`has_work`](Self::has_work).
     #[inline]
     pub(crate) fn steal(&self, victim: usize) -> Steal<JobRef> {
-        self.roster.record(victim).stealer().steal()
+        let record = self.roster.record(victim);
+        if matches!(record.activity(), Activity::Idle | Activity::Vacant) {
+            return Steal::Empty;
+        }
+        record.stealer().steal()
     }
 
     /// Whether any queue holds a job.
@@ -309,10 +318,13 @@ impl Registry {
     // Sleeping and waking (the protocol is in `sleep`)
     // -----------------------------------------------------------------
 
-    /// A baker ran out of work and starts searching.
+    /// A baker ran out of work and starts searching. Returns whether it
+    /// should search for a while before it sleeps: not when as many bakers
+    /// as there are cores search already, where one more would only take a
+    /// core from a baker with work.
     #[inline]
-    pub(crate) fn start_searching(&self) {
-        self.sleep.start_searching();
+    pub(crate) fn start_searching(&self) -> bool {
+        self.sleep.start_searching() < self.cores
     }
 
     /// A baker stops searching; see [`Sleep::stop_searching`]. If every
@@ -349,7 +361,7 @@ impl Registry {
     pub(crate) fn wake_for_queued_work(&self) {
         fence(Ordering::SeqCst);
         if self.has_work() {
-            let all_busy = self.sleep.new_work(&self.roster, || false);
+            let all_busy = self.sleep.new_work(&self.roster);
             self.poke_monitor_if(all_busy);
         }
     }

@@ -27,10 +27,9 @@
 //!
 //! Whoever makes new work visible (a `submit`, a fork in `join`) does the
 //! mirror image: push the work, issue a `SeqCst` fence, read the counter word,
-//! and if some baker is sleeping (and no searching baker is sure to find the
-//! work) wake one: lock its slot, and if it is `Idle` set it `Awake`, move it
-//! from *sleeping* back to *searching*, release the lock and unpark its
-//! thread.
+//! and if no baker is searching but some baker is sleeping, wake one: lock
+//! its slot, and if it is `Idle` set it `Awake`, move it from *sleeping* back
+//! to *searching*, release the lock and unpark its thread.
 //!
 //! # Why no work is stranded
 //!
@@ -42,16 +41,17 @@
 //! not sleep), or S sees B counted as sleeping (and S wakes a sleeping baker,
 //! B or another one, and that baker takes J).
 //!
-//! S may skip the wake-up when it sees a *searching* baker and the queue it
-//! pushed to was empty before. That baker stops searching later (its
-//! decrement of the counter word comes after S read it), and then one of
+//! S skips the wake-up when it sees a *searching* baker. The last searcher
+//! to stop searching does so after S read the counter word, and then one of
 //! three things happens: it finds J; it falls asleep, crossing the fence at
 //! step 3 after S's fence, and finds J at step 4; or it stops searching for
 //! another reason (it found other work, or the event it waited for
-//! happened) and, if it was the last searcher while others sleep, fences,
-//! sees J still queued and wakes a sleeper ([`Sleep::stop_searching`]).
-//! When the queue already held work, a searcher may be busy with that work,
-//! so S wakes a sleeper anyway.
+//! happened) and, being the last searcher, fences, sees J still queued and
+//! wakes a sleeper if one sleeps ([`Sleep::stop_searching`]). So a burst of
+//! orders wakes bakers one after another, each woken baker handing the
+//! wake-up on when it finds work and leaves some, rather than every submit
+//! waking one more: a bakery of hundreds of bakers wakes only as many as
+//! keep finding work.
 //!
 //! A wake-up cannot fall between B's decision and B's block: B holds its
 //! slot's lock from step 1 until the slot says `Idle`, and a waker reads the
@@ -167,10 +167,11 @@ impl Sleep {
         }
     }
 
-    /// A baker ran out of work and starts searching.
+    /// A baker ran out of work and starts searching. Returns how many
+    /// others were searching already.
     #[inline]
-    pub(crate) fn start_searching(&self) {
-        self.counters.fetch_add(ONE_SEARCHING, Ordering::SeqCst);
+    pub(crate) fn start_searching(&self) -> usize {
+        searching(self.counters.fetch_add(ONE_SEARCHING, Ordering::SeqCst))
     }
 
     /// A baker stops searching, having found work or not. If it was the last
@@ -203,24 +204,19 @@ impl Sleep {
 
     /// New work became visible. The caller has issued a `SeqCst` fence after
     /// making it visible (see the module docs) unless the work is a fork the
-    /// caller will run itself if nobody takes it. `queue_was_empty` says
-    /// whether the queue it went to held nothing else; it is asked only when
-    /// some baker sleeps, and only steers how eagerly to wake one.
+    /// caller will run itself if nobody takes it. Wakes a sleeping baker if
+    /// none is searching.
     ///
     /// Returns whether every baker is busy (none searching, none asleep), so
     /// that the new work waits.
     #[inline]
-    pub(crate) fn new_work(
-        &self,
-        slots: &impl Slots,
-        queue_was_empty: impl FnOnce() -> bool,
-    ) -> bool {
+    pub(crate) fn new_work(&self, slots: &impl Slots) -> bool {
         let counters = self.counters.load(Ordering::SeqCst);
-        if sleeping(counters) == 0 {
-            return searching(counters) == 0;
-        }
-        if searching(counters) > 0 && queue_was_empty() {
+        if searching(counters) > 0 {
             return false;
+        }
+        if sleeping(counters) == 0 {
+            return true;
         }
         self.wake_any(slots);
         false

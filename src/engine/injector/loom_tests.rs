@@ -51,7 +51,7 @@ fn a_colleague_does_not_sleep_through_a_batch_in_flight() {
                 let (job, moved) = injector.pop_batch(&worker).expect("a job");
                 assert_eq!(moved, 1);
                 fence(Ordering::SeqCst);
-                sleep.new_work(|| worker.len() <= moved);
+                sleep.new_work();
                 job.execute(Mode::Run);
                 while !moved_ran.load(Ordering::Acquire) {
                     thread::park();

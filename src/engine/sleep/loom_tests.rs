@@ -45,8 +45,8 @@ impl Bakers {
         self.sleep.stop_searching(&self.slots, has_work);
     }
 
-    pub(crate) fn new_work(&self, queue_was_empty: impl FnOnce() -> bool) {
-        self.sleep.new_work(&self.slots, queue_was_empty);
+    pub(crate) fn new_work(&self) {
+        self.sleep.new_work(&self.slots);
     }
 
     pub(crate) fn sleep(
@@ -144,7 +144,7 @@ fn submit_races_falling_asleep() {
         // the protocol does not depend on which one it is.
         queued.swap(true, Ordering::Release);
         fence(Ordering::SeqCst);
-        sleep.new_work(|| true);
+        sleep.new_work();
         assert!(worker.join().unwrap(), "the job was taken");
     });
 }
@@ -247,9 +247,9 @@ fn two_submits_two_bakers() {
             })
             .collect();
         for _ in 0..2 {
-            let was_empty = jobs.fetch_add(1, Ordering::Release) == 0;
+            jobs.fetch_add(1, Ordering::Release);
             fence(Ordering::SeqCst);
-            sleep.new_work(|| was_empty);
+            sleep.new_work();
         }
         // Wait for both jobs to be taken before closing: a lost wake-up
         // shows as a deadlock here.
@@ -298,7 +298,7 @@ fn a_searcher_leaving_hands_the_job_to_a_sleeper() {
         };
         queued.swap(true, Ordering::Release);
         fence(Ordering::SeqCst);
-        sleep.new_work(|| true);
+        sleep.new_work();
         leaver.join().unwrap();
         let mut done = taken.0.lock();
         while !*done {

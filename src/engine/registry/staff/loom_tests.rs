@@ -75,7 +75,7 @@ fn a_retiring_bakers_deque_is_handed_over() {
                 while let Some(job) = worker.pop() {
                     injector.push(job);
                     fence(Ordering::SeqCst);
-                    bakers.new_work(|| injector.len() <= 1);
+                    bakers.new_work();
                 }
             })
         };
@@ -103,7 +103,7 @@ fn a_blocking_bakers_fork_is_announced() {
                 worker.push(job(&flag));
                 fence(Ordering::SeqCst);
                 if !injector.is_empty() || !stealer.is_empty() {
-                    bakers.new_work(|| false);
+                    bakers.new_work();
                 }
                 while !flag.0.load(Ordering::Acquire) {
                     thread::yield_now();
@@ -168,7 +168,7 @@ fn a_surplus_bakers_keep_alive_running_out_races_a_submit() {
         };
         injector.push(job(&flag));
         fence(Ordering::SeqCst);
-        bakers.new_work(|| injector.len() <= 1);
+        bakers.new_work();
         surplus.join().unwrap();
         if flag.0.load(Ordering::Acquire) {
             // Baker 1 ran it: let baker 0 see that.
