@@ -17,6 +17,7 @@
 //!   * `threadpool`: `execute` plus a channel;
 //!   * `rusty_pool`: 2 core threads growing up to 512 (the bakery's
 //!     `max_bakers`), `evaluate` plus `await_complete`.
+//!
 //!   After each variant the bench prints the median makespan against the
 //!   ideal.
 //! * `many_bakers`: a burst of 20,000 tiny orders from outside, every

@@ -1,22 +1,34 @@
 //! The bakery from the story: named bakers take the day's orders, hand work
-//! off to each other when one of them is swamped, and close the shop without
-//! losing an order.
+//! off to each other when one of them is swamped, keep the counter going
+//! when one of them has to wait, and close the shop without losing an order.
 //!
 //! Run it with `cargo run --release --example bakery`.
 
 use bakery::{Baker, Bakery, OrderError};
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{mpsc, Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
+
+/// The bakers on the payroll; anyone the bakery calls in to cover is a
+/// stand-in.
+const NAMES: [&str; 3] = ["Ada", "Bruno", "Chloe"];
+
+/// One "minute" of kneading, shaping and baking is a millisecond of work
+/// here: the baker is busy, not waiting.
+fn work(minutes: u64) {
+    let until = Instant::now() + Duration::from_millis(minutes);
+    while Instant::now() < until {
+        std::hint::spin_loop();
+    }
+}
 
 /// Who baked what, for the end-of-day summary.
 type Ledger = Arc<Mutex<BTreeMap<String, Vec<String>>>>;
 
 fn bake(item: &str, minutes: u64, ledger: &Ledger) -> String {
     let me = Baker::current().expect("orders run on bakers");
-    // One "minute" of baking is a millisecond here.
-    thread::sleep(Duration::from_millis(minutes));
+    work(minutes);
     ledger
         .lock()
         .unwrap()
@@ -28,11 +40,29 @@ fn bake(item: &str, minutes: u64, ledger: &Ledger) -> String {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let names = ["Ada", "Bruno", "Chloe"];
+    let (gone_tx, stand_in_gone) = mpsc::channel::<String>();
+    let gone_tx = Mutex::new(gone_tx);
     let bakery = Arc::new(
         Bakery::builder()
-            .bakers(names.len())
-            .baker_name(move |i| names[i].to_owned())
+            .bakers(NAMES.len())
+            .baker_name(|i| match NAMES.get(i) {
+                Some(name) => (*name).to_owned(),
+                None => format!("stand-in-{}", i - NAMES.len() + 1),
+            })
+            // A stand-in goes home after 50 ms without work.
+            .keep_alive(Duration::from_millis(50))
+            .on_baker_start(|i| {
+                if i >= NAMES.len() {
+                    let me = Baker::current().expect("hooks run on bakers");
+                    println!("  {} comes in to cover the counter", me.name());
+                }
+            })
+            .on_baker_stop(move |i| {
+                if i >= NAMES.len() {
+                    let me = Baker::current().expect("hooks run on bakers");
+                    let _ = gone_tx.lock().unwrap().send(me.name().to_owned());
+                }
+            })
             .build()?,
     );
     let ledger: Ledger = Arc::default();
@@ -51,7 +81,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!(
         "The bakery opens with {} bakers: {}.",
         bakery.bakers(),
-        names.join(", ")
+        NAMES.join(", ")
     );
 
     // Customers place orders at the counter. Each order gets a handle.
@@ -134,9 +164,63 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let rescue = bakery.submit(move || bake("replacement black forest cake", 35, &rescue_ledger));
     println!("  the replacement is baked by {}", rescue.join()?);
 
+    // "Maybe a cake takes longer to bake": one baker has to wait at the back
+    // door for a delivery of flour. It says so (`blocking`), and the bakery
+    // calls in a stand-in, so the counter keeps going with three bakers.
+    println!("\nThe flour runs low: a baker waits at the back door for the delivery.");
+    let (deliver, delivery) = mpsc::channel::<&str>();
+    let (waiting_tx, waiting_now) = mpsc::channel();
+    let back_door = bakery.submit(move || {
+        let me = Baker::current().expect("orders run on bakers");
+        println!(
+            "  {} goes to the back door to wait for the flour",
+            me.name()
+        );
+        waiting_tx.send(()).expect("main waits for this");
+        let flour = bakery::blocking(|| delivery.recv().expect("the flour comes"));
+        println!("  {} is back with {flour}", me.name());
+        me.name().to_owned()
+    });
+    waiting_now.recv()?;
+    let counter: Vec<_> = [
+        "rye bread",
+        "pretzels",
+        "focaccia",
+        "lemon tart",
+        "brioche",
+        "bagels",
+    ]
+    .into_iter()
+    .map(|item| {
+        let ledger = ledger.clone();
+        bakery.submit(move || bake(item, 8, &ledger))
+    })
+    .collect();
+    let covered: Vec<String> = counter
+        .into_iter()
+        .map(|order| order.join())
+        .collect::<Result<_, _>>()?;
+    let stand_ins = covered
+        .iter()
+        .filter(|name| !NAMES.contains(&name.as_str()))
+        .count();
+    println!(
+        "  while one baker waited, {stand_ins} of the 6 counter orders were baked by a stand-in"
+    );
+    deliver.send("two sacks of flour")?;
+    let waited = back_door.join()?;
+    match stand_in_gone.recv_timeout(Duration::from_secs(10)) {
+        Ok(name) => println!("  {waited} is back at the counter, and {name} goes home"),
+        Err(_) => println!("  {waited} is back at the counter; the stand-in stays for now"),
+    }
+    println!(
+        "  the bakery is configured for {} bakers, as before",
+        bakery.bakers()
+    );
+
     // A customer changes their mind before their order is started.
     println!("\nA customer cancels an order that is still waiting.");
-    let busy: Vec<_> = (0..names.len())
+    let busy: Vec<_> = (0..NAMES.len())
         .map(|_| {
             let ledger = ledger.clone();
             bakery.submit(move || bake("a batch of baguettes", 30, &ledger))
@@ -177,8 +261,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     println!("\nEnd of the day ({} ms):", opened.elapsed().as_millis());
     for (baker, items) in ledger.lock().unwrap().iter() {
+        let noun = if items.len() == 1 { "item " } else { "items" };
         println!(
-            "  {baker:<6} baked {:>2} items: {}",
+            "  {baker:<10} baked {:>2} {noun}: {}",
             items.len(),
             items.join(", ")
         );

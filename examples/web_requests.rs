@@ -7,6 +7,11 @@
 //! (their handles dropped), as a server does not wait for each reply; a panic
 //! in one would reach the bakery's panic handler, which counts it.
 //!
+//! The bakery has two bakers. Reading and writing a socket waits on the
+//! client, so each order wraps its socket I/O in `bakery::blocking`: while a
+//! slow client holds one baker, the bakery starts a stand-in and the other
+//! requests keep being served.
+//!
 //! * `GET /hello/NAME` answers `Hello, NAME!`, a "loaf number" computed from
 //!   NAME (its 64-bit FNV-1a hash) and the baker who served it.
 //! * `GET /` answers a short usage note; anything else is `404 Not Found`.
@@ -19,10 +24,12 @@
 //! curl http://127.0.0.1:PORT/hello/you
 //! ```
 //!
-//! With `--self-test` it starts the server, sends a few thousand requests
-//! from several client threads at once over loopback, checks every response
-//! (status line, `Content-Length`, and a body that depends on the request),
-//! prints the throughput and latency percentiles, then stops accepting,
+//! With `--self-test` it starts the server and sends a few thousand requests
+//! from several client threads at once over loopback, twice: first alone,
+//! then beside slow clients that each trickle their request over 300 ms. It
+//! checks every response (status line, `Content-Length`, and a body that
+//! depends on the request), prints the fast requests' throughput and
+//! latency percentiles for both runs side by side, then stops accepting,
 //! shuts the bakery down and exits with status 0, or 1 if a check failed.
 //! Every socket has read and write timeouts, a client stops after a few
 //! failures, and the clients give up after a deadline, so the self-test
@@ -44,9 +51,18 @@ use std::time::{Duration, Instant};
 const IO_TIMEOUT: Duration = Duration::from_secs(5);
 /// The most a request's head (request line and headers) may take.
 const MAX_HEAD: u64 = 8 * 1024;
-/// Requests the self-test sends, and from how many client threads.
+/// The bakers: few, as slow clients are covered by stand-ins.
+const BAKERS: usize = 2;
+/// The most bakers, stand-ins included.
+const MAX_BAKERS: usize = 64;
+/// Requests the self-test sends in each of its two runs, and from how many
+/// client threads.
 const REQUESTS: usize = 4000;
 const CLIENTS: usize = 12;
+/// Slow clients in the second run, and how long each takes to send its
+/// request.
+const SLOW_CLIENTS: usize = 8;
+const SLOW_SEND: Duration = Duration::from_millis(300);
 /// Every tenth self-test request asks for a page that does not exist.
 const MISSING_EVERY: usize = 10;
 /// The self-test clients give up on requests not sent by then, and a client
@@ -167,7 +183,9 @@ fn accept_loop(
         let stats = stats.clone();
         let order = bakery.try_submit(move || {
             let baker = Baker::current().expect("orders run on bakers");
-            match handle(stream, baker.name()) {
+            // The socket waits on the client: say so, so that a slow client
+            // does not hold the other requests up.
+            match bakery::blocking(|| handle(stream, baker.name())) {
                 Ok((request, status)) => {
                     stats.served[baker.index()].fetch_add(1, Ordering::Relaxed);
                     if log {
@@ -211,8 +229,14 @@ fn io_failure(step: &str, error: io::Error) -> String {
     }
 }
 
-/// Sends `GET path` on a fresh connection and reads the whole response.
-fn fetch(addr: SocketAddr, path: &str) -> Result<Response, String> {
+/// Sends `GET path` on a fresh connection and reads the whole response;
+/// with `trickle`, the request goes out a few bytes at a time over that
+/// long, as a slow client sends it.
+fn fetch_slowly(
+    addr: SocketAddr,
+    path: &str,
+    trickle: Option<Duration>,
+) -> Result<Response, String> {
     let stream =
         TcpStream::connect_timeout(&addr, IO_TIMEOUT).map_err(|e| io_failure("connect", e))?;
     stream
@@ -221,9 +245,23 @@ fn fetch(addr: SocketAddr, path: &str) -> Result<Response, String> {
         .and_then(|()| stream.set_nodelay(true))
         .map_err(|e| io_failure("socket options", e))?;
     let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-    (&stream)
-        .write_all(request.as_bytes())
-        .map_err(|e| io_failure("write", e))?;
+    match trickle {
+        None => (&stream)
+            .write_all(request.as_bytes())
+            .map_err(|e| io_failure("write", e))?,
+        Some(over) => {
+            const PIECES: u32 = 10;
+            for piece in request
+                .as_bytes()
+                .chunks(request.len().div_ceil(PIECES as usize))
+            {
+                (&stream)
+                    .write_all(piece)
+                    .map_err(|e| io_failure("write", e))?;
+                thread::sleep(over / PIECES);
+            }
+        }
+    }
     let mut raw = Vec::new();
     (&stream)
         .take(1 << 20)
@@ -250,6 +288,11 @@ fn fetch(addr: SocketAddr, path: &str) -> Result<Response, String> {
         status_line,
         body: body.to_owned(),
     })
+}
+
+/// Sends `GET path` at once and reads the whole response.
+fn fetch(addr: SocketAddr, path: &str) -> Result<Response, String> {
+    fetch_slowly(addr, path, None)
 }
 
 /// Sends request number `i` of the self-test and checks the response.
@@ -286,21 +329,55 @@ fn micros(duration: Duration) -> String {
     format!("{:.0} µs", duration.as_secs_f64() * 1e6)
 }
 
-/// What the self-test's clients saw.
+/// What one run of the self-test's clients saw.
 struct Outcome {
-    /// Latencies of the correct responses.
+    /// Latencies of the correct fast responses.
     latencies: Vec<Duration>,
     failures: Vec<String>,
     elapsed: Duration,
     /// The body of the first response.
     sample: String,
+    /// Slow requests answered correctly.
+    slow_served: usize,
 }
 
-/// Sends every request of the self-test from `CLIENTS` threads at once.
-fn self_test(addr: SocketAddr) -> Outcome {
+/// What one fast client saw: latencies of correct responses, failures.
+type FastResult = (Vec<Duration>, Vec<String>);
+/// What one slow client saw: correct responses, failures.
+type SlowResult = (usize, Vec<String>);
+
+/// Sends one slow request after another until `done`, checking each.
+fn slow_client(addr: SocketAddr, client: usize, done: &AtomicBool) -> SlowResult {
+    let (mut served, mut failures) = (0, Vec::new());
+    let mut round = 0;
+    while !done.load(Ordering::SeqCst) && failures.len() < MAX_FAILURES {
+        let name = format!("slow-{client}-{round}");
+        round += 1;
+        match fetch_slowly(addr, &format!("/hello/{name}"), Some(SLOW_SEND)) {
+            Ok(response) if response.body.starts_with(&format!("Hello, {name}!")) => served += 1,
+            Ok(response) => failures.push(format!(
+                "slow request {name}: got {:?} and {:?}",
+                response.status_line, response.body
+            )),
+            Err(failure) => failures.push(format!("slow request {name}: {failure}")),
+        }
+    }
+    (served, failures)
+}
+
+/// Sends every request of one run from `CLIENTS` threads at once, beside
+/// `slow` slow clients.
+fn self_test(addr: SocketAddr, slow: usize) -> Outcome {
     let started = Instant::now();
     let sample = Mutex::new(None);
-    let results: Vec<(Vec<Duration>, Vec<String>)> = thread::scope(|s| {
+    let fast_done = AtomicBool::new(false);
+    let (results, slow_results): (Vec<FastResult>, Vec<SlowResult>) = thread::scope(|s| {
+        let slow_clients: Vec<_> = (0..slow)
+            .map(|client| {
+                let fast_done = &fast_done;
+                s.spawn(move || slow_client(addr, client, fast_done))
+            })
+            .collect();
         let clients: Vec<_> = (0..CLIENTS)
             .map(|client| {
                 let sample = &sample;
@@ -331,10 +408,16 @@ fn self_test(addr: SocketAddr) -> Outcome {
                 })
             })
             .collect();
-        clients
+        let results = clients
             .into_iter()
             .map(|client| client.join().expect("a client thread does not panic"))
-            .collect()
+            .collect();
+        fast_done.store(true, Ordering::SeqCst);
+        let slow_results = slow_clients
+            .into_iter()
+            .map(|client| client.join().expect("a slow client does not panic"))
+            .collect();
+        (results, slow_results)
     });
     let elapsed = started.elapsed();
     let (mut latencies, mut failures) = (Vec::new(), Vec::new());
@@ -342,13 +425,36 @@ fn self_test(addr: SocketAddr) -> Outcome {
         latencies.extend(l);
         failures.extend(f);
     }
+    let mut slow_served = 0;
+    for (served, f) in slow_results {
+        slow_served += served;
+        failures.extend(f);
+    }
+    latencies.sort();
     let sample = sample.into_inner().unwrap().unwrap_or_default();
     Outcome {
         latencies,
         failures,
         elapsed,
         sample,
+        slow_served,
     }
+}
+
+/// One line of the side-by-side latency table.
+fn latency_row(label: &str, outcome: &Outcome) -> String {
+    let latencies = &outcome.latencies;
+    if latencies.is_empty() {
+        return format!("  {label:<32} no correct response");
+    }
+    format!(
+        "  {label:<32} {:>7.0} req/s  p50 {:>8}  p90 {:>8}  p99 {:>8}  max {:>8}",
+        latencies.len() as f64 / outcome.elapsed.as_secs_f64(),
+        micros(percentile(latencies, 50)),
+        micros(percentile(latencies, 90)),
+        micros(percentile(latencies, 99)),
+        micros(*latencies.last().expect("not empty")),
+    )
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -361,17 +467,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     };
 
-    // The orders block on their sockets while a client is slow to send or
-    // read, so there are twice as many bakers as cores.
-    let cores = thread::available_parallelism().map_or(2, |n| n.get());
-    let bakers = (2 * cores).max(4);
     let stats = Arc::new(Stats {
-        served: (0..bakers).map(|_| AtomicUsize::new(0)).collect(),
+        served: (0..MAX_BAKERS).map(|_| AtomicUsize::new(0)).collect(),
         failed: AtomicUsize::new(0),
         panicked: AtomicUsize::new(0),
     });
     let bakery = Bakery::builder()
-        .bakers(bakers)
+        .bakers(BAKERS)
+        .max_bakers(MAX_BAKERS)
         .panic_handler({
             let stats = stats.clone();
             move |panic| {
@@ -383,7 +486,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let listener = TcpListener::bind("127.0.0.1:0")?;
     let addr = listener.local_addr()?;
-    println!("Serving http://{addr}/ with {bakers} bakers.");
+    println!("Serving http://{addr}/ with {BAKERS} bakers.");
 
     if !self_testing {
         println!("Try: curl http://{addr}/hello/you    (Ctrl-C to stop)");
@@ -401,15 +504,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     println!(
         "Self-test: {REQUESTS} requests from {CLIENTS} client threads at once, \
-         one connection each; every {MISSING_EVERY}th asks for a missing page."
+         one connection each, every {MISSING_EVERY}th for a missing page; first alone, \
+         then beside {SLOW_CLIENTS} slow clients sending theirs over {} ms each.",
+        SLOW_SEND.as_millis()
     );
-    let Outcome {
-        mut latencies,
-        failures,
-        elapsed,
-        sample,
-    } = self_test(addr);
-    println!("  sample response: {}", sample.trim_end());
+    let alone = self_test(addr, 0);
+    let beside = self_test(addr, SLOW_CLIENTS);
+    println!("  sample response: {}", alone.sample.trim_end());
 
     // Close the front door: set the flag, then wake the accept loop with one
     // last connection, which it drops unanswered.
@@ -423,36 +524,40 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         closing.elapsed().as_millis()
     );
 
-    latencies.sort();
     let served: Vec<usize> = stats
         .served
         .iter()
         .map(|n| n.load(Ordering::Relaxed))
         .collect();
     println!(
-        "\n{} of {REQUESTS} responses checked in {:.0} ms: {:.0} requests/s.",
-        latencies.len(),
-        elapsed.as_secs_f64() * 1e3,
-        latencies.len() as f64 / elapsed.as_secs_f64()
+        "\nFast requests, connect to last byte ({} and {} of {REQUESTS} checked):",
+        alone.latencies.len(),
+        beside.latencies.len()
     );
-    if !latencies.is_empty() {
+    println!("{}", latency_row("alone:", &alone));
+    println!(
+        "{}",
+        latency_row(&format!("beside {SLOW_CLIENTS} slow clients:"), &beside)
+    );
+    if let (Some(_), Some(_)) = (alone.latencies.last(), beside.latencies.last()) {
+        let ratio = percentile(&beside.latencies, 99).as_secs_f64()
+            / percentile(&alone.latencies, 99).as_secs_f64();
         println!(
-            "Latency (connect to last byte): p50 {}, p90 {}, p99 {}, max {}.",
-            micros(percentile(&latencies, 50)),
-            micros(percentile(&latencies, 90)),
-            micros(percentile(&latencies, 99)),
-            micros(*latencies.last().expect("not empty"))
+            "  p99 beside slow clients / alone: {ratio:.2} ({} slow requests answered meanwhile)",
+            beside.slow_served
         );
     }
     println!(
-        "Connections served per baker: {}.",
+        "Connections served per baker (stand-ins from baker-{BAKERS} on): {}.",
         served
             .iter()
             .enumerate()
+            .filter(|&(_, &n)| n > 0)
             .map(|(i, n)| format!("baker-{i} {n}"))
             .collect::<Vec<_>>()
             .join(", ")
     );
+    let failures: Vec<String> = alone.failures.into_iter().chain(beside.failures).collect();
     let failed = stats.failed.load(Ordering::Relaxed);
     let panicked = stats.panicked.load(Ordering::Relaxed);
     for failure in failures.iter().take(10) {
@@ -467,7 +572,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     assert_eq!(
         served.iter().sum::<usize>(),
-        REQUESTS,
+        2 * REQUESTS + beside.slow_served,
         "every request served once"
     );
     println!("Self-test passed: every response was right, and the server shut down cleanly.");

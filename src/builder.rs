@@ -1,13 +1,12 @@
 //! Configuring and starting a bakery.
 
 use crate::bakery::Bakery;
-use crate::engine::registry::{Hook, PanicHandler, Registry, RegistryParts};
+use crate::engine::registry::staff::default_name;
+use crate::engine::registry::{Hook, Namer, PanicHandler, Registry, RegistryParts};
 use crate::engine::roster::MAX_BAKERS;
 use crate::error::{BuildError, PanicError};
 use std::fmt;
 use std::time::Duration;
-
-type Namer = Box<dyn FnMut(usize) -> String + Send>;
 
 /// Configures a [`Bakery`] before it starts: how many bakers, their names and
 /// stack size, and hooks.
@@ -151,6 +150,13 @@ impl BakeryBuilder {
     /// check runs on a thread of the bakery's own, which sleeps while no
     /// order waits, and costs the orders nothing.
     ///
+    /// *Waiting* orders are those in the bakery's shared queue (submitted
+    /// from outside), and those on the suspect baker's own deque. Forks of a
+    /// `join` do not wake the check, nor do orders a baker submits while the
+    /// others are busy: a colleague takes those once it is free. For an
+    /// order that waits on work it queued itself, declare the wait with
+    /// [`blocking`](crate::blocking()) to have a stand-in at once.
+    ///
     /// The default is [`DEFAULT_BLOCKING_THRESHOLD`] (2 ms).
     ///
     /// # Examples
@@ -177,10 +183,16 @@ impl BakeryBuilder {
     }
 
     /// Names each baker (and its thread) from its index. The default is
-    /// `baker-{index}`. It is called once for every index the bakery may
-    /// use, up to its [`max_bakers`](BakeryBuilder::max_bakers), when the
-    /// bakery is built. A name with a NUL byte is an error at
-    /// [`build`](BakeryBuilder::build).
+    /// `baker-{index}`.
+    ///
+    /// It is called once for each index, when the index is first used: at
+    /// [`build`](BakeryBuilder::build) for the first
+    /// [`bakers`](BakeryBuilder::bakers), where a name with a NUL byte is an
+    /// error; and later for stand-ins and for
+    /// [`Bakery::set_bakers`](crate::Bakery::set_bakers), with indices up to
+    /// [`max_bakers`](BakeryBuilder::max_bakers). Such a later baker is
+    /// named `baker-{index}` if the closure panics or gives a name with a
+    /// NUL byte (a table of names shorter than `max_bakers` works that way).
     ///
     /// # Examples
     ///
@@ -366,11 +378,11 @@ impl BakeryBuilder {
         if self.stack_size == Some(0) {
             return Err(BuildError::ZeroStackSize);
         }
-        let mut names = Vec::with_capacity(max_bakers);
-        for index in 0..max_bakers {
+        let mut names = Vec::with_capacity(bakers);
+        for index in 0..bakers {
             let name = match &mut self.namer {
                 Some(namer) => namer(index),
-                None => format!("baker-{index}"),
+                None => default_name(index),
             };
             if name.contains('\0') {
                 return Err(BuildError::NameContainsNul { index, name });
@@ -378,8 +390,9 @@ impl BakeryBuilder {
             names.push(name);
         }
         let registry = Registry::start(RegistryParts {
-            bakers,
             names,
+            max_bakers,
+            namer: self.namer,
             // Always set, so that a baker knows its stack's size (see
             // `baker_thread`): the builder's, or what `std` would choose.
             stack_size: self.stack_size.unwrap_or_else(default_stack_size),

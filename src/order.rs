@@ -103,7 +103,7 @@ impl<T> Order<T> {
     /// deadlocks, even on a one-baker bakery: if nobody has started the
     /// order, the calling baker runs it itself; if it is running elsewhere,
     /// the baker takes other queued orders while it waits. See the
-    /// [crate docs](crate#blocking-and-locks) for what that means for locks
+    /// [crate docs](crate#locks-across-joins) for what that means for locks
     /// held across a join.
     ///
     /// # Errors

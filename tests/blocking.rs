@@ -153,6 +153,15 @@ fn max_bakers_caps_the_stand_ins() {
 
 /// A bakery whose bakers count their starts and stops.
 fn counted(bakers: usize, keep_alive: Duration) -> (Bakery, Arc<AtomicUsize>, Arc<AtomicUsize>) {
+    counted_with(bakers, keep_alive, |_| {})
+}
+
+/// The same, also telling `on_stop` the index of each baker that stops.
+fn counted_with(
+    bakers: usize,
+    keep_alive: Duration,
+    on_stop: impl Fn(usize) + Send + Sync + 'static,
+) -> (Bakery, Arc<AtomicUsize>, Arc<AtomicUsize>) {
     let started = Arc::new(AtomicUsize::new(0));
     let stopped = Arc::new(AtomicUsize::new(0));
     let bakery = Bakery::builder()
@@ -166,7 +175,8 @@ fn counted(bakers: usize, keep_alive: Duration) -> (Bakery, Arc<AtomicUsize>, Ar
         })
         .on_baker_stop({
             let stopped = stopped.clone();
-            move |_| {
+            move |index| {
+                on_stop(index);
                 stopped.fetch_add(1, Ordering::SeqCst);
             }
         })
@@ -177,7 +187,11 @@ fn counted(bakers: usize, keep_alive: Duration) -> (Bakery, Arc<AtomicUsize>, Ar
 
 #[test]
 fn stand_ins_go_home_after_keep_alive_and_run_their_stop_hook() {
-    let (bakery, started, stopped) = counted(2, Duration::from_millis(30));
+    let gone = Arc::new(Mutex::new(Vec::new()));
+    let recorded = gone.clone();
+    let (bakery, started, stopped) = counted_with(2, Duration::from_millis(30), move |index| {
+        recorded.lock().unwrap().push(index)
+    });
     let barrier = Arc::new(Barrier::new(7));
     let orders: Vec<_> = (0..6)
         .map(|_| {
@@ -197,6 +211,11 @@ fn stand_ins_go_home_after_keep_alive_and_run_their_stop_hook() {
         started.load(Ordering::SeqCst) - stopped.load(Ordering::SeqCst) == 2
     });
     assert_eq!(bakery.bakers(), 2);
+    assert!(
+        gone.lock().unwrap().iter().all(|&index| index >= 2),
+        "the stand-ins went home, not the bakers the bakery started with: {:?}",
+        gone.lock().unwrap()
+    );
     // The two left keep serving.
     assert_eq!(bakery.submit(|| 9).join().unwrap(), 9);
     bakery.shutdown();
@@ -402,4 +421,39 @@ fn with_detection_off_undeclared_blocking_starts_no_stand_in() {
     sleeper.join().unwrap();
     assert_eq!(queued.join().unwrap(), 1);
     assert_eq!(started.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn undeclared_blocking_is_noticed_when_the_awaited_order_sits_in_the_bakers_own_batch() {
+    // The first order blocks on a channel that the last one sends on. Taken
+    // together from the shared queue, the others may sit in a batch on the
+    // blocked baker's own deque, where only a stand-in can reach them.
+    for others in [1, 8, 32, 40] {
+        let bakery = Bakery::new(1);
+        let (tx, rx) = mpsc::channel();
+        let (gate_tx, gate) = mpsc::channel::<()>();
+        // Hold the only baker until every order is queued.
+        let gatekeeper = bakery.submit(move || gate.recv().unwrap());
+        let waiting = bakery.submit(move || rx.recv().unwrap());
+        let queued: Vec<_> = (0..others)
+            .map(|i| {
+                let tx = tx.clone();
+                bakery.submit(move || {
+                    if i == others - 1 {
+                        tx.send(i).unwrap();
+                    }
+                })
+            })
+            .collect();
+        gate_tx.send(()).unwrap();
+        gatekeeper.join_timeout(PATIENCE).unwrap();
+        assert_eq!(
+            waiting.join_timeout(PATIENCE).unwrap(),
+            others - 1,
+            "{others} queued"
+        );
+        for order in queued {
+            order.join_timeout(PATIENCE).unwrap();
+        }
+    }
 }

@@ -36,15 +36,21 @@ use std::sync::Arc;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Activity {
     /// No thread holds this index yet, or any more.
-    Vacant,
-    /// Out of work: searching the queues, asleep, or on its way home with
-    /// nothing left to run.
-    Idle,
+    Vacant = 0,
+    /// Out of work and asleep, about to sleep, or on its way home with
+    /// nothing left to run: its deque is empty (only its owner pushes onto
+    /// it, and it found it empty), so thieves skip it.
+    Idle = 1,
     /// Running orders, or a hook.
-    Working,
+    Working = 2,
     /// Inside `blocking` (or a wait that went past its stack budget): it
     /// does not count towards the bakers the bakery keeps runnable.
-    Blocked,
+    Blocked = 3,
+    /// Out of work and looking for it. Its deque may hold a batch it just
+    /// took from the injector, before it says it is working again, so
+    /// thieves do not skip it: skipping it could leave a woken colleague
+    /// seeing work it may not take, spinning until this baker runs again.
+    Searching = 4,
 }
 
 impl Activity {
@@ -53,7 +59,8 @@ impl Activity {
             0 => Activity::Vacant,
             1 => Activity::Idle,
             2 => Activity::Working,
-            _ => Activity::Blocked,
+            3 => Activity::Blocked,
+            _ => Activity::Searching,
         }
     }
 }

@@ -152,7 +152,9 @@ impl BakerThread {
     pub(crate) fn push(&self, job: JobRef) {
         self.worker.push(job);
         fence(Ordering::SeqCst);
-        self.registry.new_work();
+        // As a fork: this baker is busy, and the monitor looks at the deque
+        // of a baker it suspects (see `super::monitor`).
+        self.registry.new_fork();
     }
 
     /// Pushes the second half of a `join`. No fence: if nobody takes it, this
@@ -161,7 +163,7 @@ impl BakerThread {
     #[inline]
     pub(crate) fn push_fork(&self, job: JobRef) {
         self.worker.push(job);
-        self.registry.new_work();
+        self.registry.new_fork();
     }
 
     /// Pops the newest job from the local deque.
@@ -330,7 +332,8 @@ impl BakerThread {
         let has_work = || counted && self.registry.has_work();
         let stop_searching = || {
             if counted {
-                self.registry.stop_searching(has_work);
+                self.registry
+                    .stop_searching(has_work, || !self.worker.is_empty());
             }
         };
         'work: while !probe.probe() {
@@ -338,7 +341,7 @@ impl BakerThread {
                 self.execute(job);
                 continue;
             }
-            set_activity(Activity::Idle);
+            set_activity(Activity::Searching);
             let search_rounds = if counted && self.registry.start_searching() {
                 SEARCH_ROUNDS
             } else {
@@ -382,11 +385,18 @@ impl BakerThread {
                 } else {
                     SlotState::Waiting
                 };
+                // Idle only while it sleeps: its deque is empty now. Idle
+                // before the keep-alive is read, with a fence between: a
+                // surplus that appears meanwhile wakes this baker (see
+                // `Registry::update_surplus`), or this read sees it.
+                set_activity(Activity::Idle);
+                fence(Ordering::SeqCst);
                 let timeout = probe.sleep_timeout();
-                if self
-                    .registry
-                    .sleep(self.index, mode, keep_sleeping, has_work, timeout)
-                {
+                let timed_out =
+                    self.registry
+                        .sleep(self.index, mode, keep_sleeping, has_work, timeout);
+                set_activity(Activity::Searching);
+                if timed_out {
                     probe.timed_out();
                 }
                 rounds = 0;
@@ -410,6 +420,7 @@ impl BakerThread {
 struct Life<'a> {
     registry: &'a Registry,
     record: &'a BakerRecord,
+    index: usize,
     retiring: Cell<bool>,
 }
 
@@ -448,15 +459,16 @@ impl Probe for Life<'_> {
         !self.registry.is_closed() && !self.record.retire_requested()
     }
 
-    /// A surplus baker waits `keep_alive` for work, then retires.
+    /// A surplus baker waits `keep_alive` for work, then retires (see
+    /// `Registry::may_retire` for which bakers do).
     fn sleep_timeout(&self) -> Option<std::time::Duration> {
         self.registry
-            .has_surplus()
+            .may_retire(self.index)
             .then(|| self.registry.keep_alive())
     }
 
     fn timed_out(&self) {
-        if self.registry.try_retire_surplus() {
+        if !self.registry.has_work() && self.registry.try_retire_surplus(self.index) {
             self.retiring.set(true);
         }
     }
@@ -522,6 +534,7 @@ pub(crate) fn run(registry: Arc<Registry>, index: usize, stack_size: usize) {
     let life = Life {
         registry: &baker.registry,
         record,
+        index,
         retiring: Cell::new(false),
     };
     baker.work_until(&life, Reach::Everywhere);

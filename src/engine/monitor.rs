@@ -3,10 +3,19 @@
 //! # Waking only when orders wait
 //!
 //! Each bakery with a blocking threshold has a monitor thread. It sleeps on
-//! a condition variable, with no timeout, until it is *poked*: when new work
-//! finds every baker busy (nobody searching, nobody asleep; see
-//! [`super::sleep`]), or when the last searching baker stops searching with
-//! work left and nobody asleep. A poke costs one load of the `watching`
+//! a condition variable, with no timeout, until it is *poked*: when an order
+//! from outside finds every baker busy (nobody searching, nobody asleep; see
+//! [`super::sleep`]), when a baker moves a batch from the injector onto its
+//! own deque and finds every baker busy, or when the last searching baker
+//! stops searching with nobody asleep and orders waiting in the injector or
+//! on its own deque (where the batch it took lands).
+//!
+//! Orders *wait* when the injector holds some, or when a baker the monitor
+//! suspects (see below) has work on its own deque: a batch it took from the
+//! injector, orders it submitted. Forks on the deques of bakers that make
+//! progress do not count: their owners run them, and a fork-join makes them
+//! by the million; a monitor woken for them would take a core from the very
+//! bakers it watches. A poke costs one load of the `watching`
 //! flag, and only when the flag is off a compare-and-swap and a notify, so
 //! a busy bakery pays one load per submit and an idle one nothing.
 //!
@@ -15,8 +24,9 @@
 //! While watching, the monitor wakes every half threshold and samples each
 //! baker that is working (not idle, not blocked by its own say): its
 //! *progress*, the count of jobs it started, which only the baker writes. A
-//! baker whose progress has not moved for a whole threshold while work
-//! waits is *stuck*. On Linux the monitor then asks the kernel what the
+//! baker whose progress has not moved for a whole threshold is *stuck*, and
+//! a *suspect* unless the kernel said it runs; a suspect is looked at only
+//! while orders wait (in the injector, or on its own deque). On Linux the monitor then asks the kernel what the
 //! thread is doing (`/proc/self/task/<tid>/stat`): running is a long
 //! CPU-bound order, which is left alone (and asked about less and less
 //! often); sleeping or waiting for a disk is blocked, and the monitor counts
@@ -27,9 +37,9 @@
 //!
 //! # Why no poke is lost
 //!
-//! The monitor stops watching when no work is queued and it counts no baker
-//! blocked. It clears `watching`, issues a `SeqCst` fence, and looks once
-//! more: work queued while every baker is busy means it watches on. A poker
+//! The monitor stops watching when, for several samples in a row, no order
+//! waits and it counts no baker blocked. It clears `watching`, issues a
+//! `SeqCst` fence, and looks once more: work queued while every baker is busy means it watches on. A poker
 //! pushed its work, fenced, and then reads `watching`. Of the two fences,
 //! whichever comes second makes its thread see the other's write: either
 //! the monitor sees the work, or the poker sees `watching` cleared and
@@ -41,6 +51,10 @@ use crate::engine::sync::{
     fence, thread, thread::JoinHandle, Arc, AtomicBool, Condvar, Mutex, Ordering,
 };
 use std::time::{Duration, Instant};
+
+/// How many samples in a row must find no work queued and no baker counted
+/// blocked before the monitor stops watching.
+const QUIET_SAMPLES: u32 = 8;
 
 /// The monitor's side of the registry: the flag and the wake-up.
 pub(crate) struct Monitor {
@@ -109,6 +123,7 @@ pub(crate) fn run(registry: &Arc<Registry>, monitor: &Monitor) {
     // Room for every baker the bakery may have, so that sampling never
     // allocates.
     let mut seen: Vec<Option<Seen>> = vec![None; registry.max_bakers()];
+    let mut quiet = 0;
     loop {
         {
             let mut lock = monitor.lock.lock();
@@ -125,11 +140,20 @@ pub(crate) fn run(registry: &Arc<Registry>, monitor: &Monitor) {
                 break;
             }
         }
-        let flagged = sample(registry, monitor.threshold, interval, &mut seen);
-        if flagged == 0 && !registry.has_work() {
+        let Sample { flagged, waiting } = sample(registry, monitor.threshold, interval, &mut seen);
+        if flagged > 0 || waiting {
+            quiet = 0;
+            continue;
+        }
+        // Quiet for a while, not for a moment: queues that empty and fill
+        // again between two samples would otherwise start and stop the
+        // watch (a compare-and-swap, a notify, a wake-up) over and over.
+        quiet += 1;
+        if quiet >= QUIET_SAMPLES {
+            quiet = 0;
             monitor.watching.store(false, Ordering::SeqCst);
             fence(Ordering::SeqCst);
-            if registry.has_work() && registry.all_busy() {
+            if registry.injector_has_work() && registry.all_busy() {
                 monitor.watching.store(true, Ordering::SeqCst);
             }
         }
@@ -143,17 +167,26 @@ pub(crate) fn run(registry: &Arc<Registry>, monitor: &Monitor) {
     }
 }
 
-/// Samples every baker once; returns how many the monitor counts blocked.
+/// What one sample found.
+struct Sample {
+    /// How many bakers the monitor counts blocked.
+    flagged: usize,
+    /// Whether orders wait (see the module docs).
+    waiting: bool,
+}
+
+/// Samples every baker once.
 fn sample(
     registry: &Arc<Registry>,
     threshold: Duration,
     interval: Duration,
     seen: &mut [Option<Seen>],
-) -> usize {
+) -> Sample {
     let now = Instant::now();
     // Only while orders wait is a baker that makes no progress holding
     // anyone up.
-    let orders_wait = registry.has_work();
+    let injector_waits = registry.injector_has_work();
+    let mut waiting = injector_waits;
     let indices = registry.indices();
     let mut flagged = 0;
     for (index, slot) in seen.iter_mut().enumerate().take(indices) {
@@ -189,7 +222,13 @@ fn sample(
             }
             continue;
         }
-        if !orders_wait || now.duration_since(entry.since) < threshold || now < entry.next_look {
+        if now.duration_since(entry.since) < threshold || now < entry.next_look {
+            continue;
+        }
+        // A suspect: stuck, and not known to be running.
+        let own_waits = !record.stealer().is_empty();
+        waiting |= own_waits;
+        if !injector_waits && !own_waits {
             continue;
         }
         match os_thread_state(record.os_thread()) {
@@ -207,7 +246,7 @@ fn sample(
             }
         }
     }
-    flagged
+    Sample { flagged, waiting }
 }
 
 fn unflag(registry: &Registry, index: usize) {

@@ -36,6 +36,9 @@ pub(crate) type PanicHandler = dyn Fn(PanicError) + Send + Sync;
 /// The type of a start or stop hook, called with the baker's index.
 pub(crate) type Hook = Box<dyn Fn(usize) + Send + Sync>;
 
+/// The type of a baker-naming closure: see `BakeryBuilder::baker_name`.
+pub(crate) type Namer = Box<dyn FnMut(usize) -> String + Send>;
+
 /// A bakery's identity: unique in the process and never reused, so a
 /// thread that outlives its bakery can never mistake a later one for its
 /// own (as a registry's address could be reused). Compared, never
@@ -90,6 +93,8 @@ pub(crate) struct Registry {
     /// How many bakers are beyond the configured number, as the staff last
     /// counted: read without the lock by bakers about to sleep.
     surplus: unmodelled::AtomicUsize,
+    /// The configured number of bakers, as the staff last counted.
+    target_hint: unmodelled::AtomicUsize,
     keep_alive: Duration,
     /// The blocking monitor, unless detection is switched off.
     monitor: Option<Monitor>,
@@ -99,11 +104,13 @@ pub(crate) struct Registry {
 
 /// Everything [`Registry::start`] needs.
 pub(crate) struct RegistryParts {
-    /// The configured number of bakers, started at once.
-    pub(crate) bakers: usize,
-    /// The name of every baker index the bakery may use, up to its
-    /// `max_bakers`.
+    /// The names of the first bakers, started at once: as many as the
+    /// configured number of bakers.
     pub(crate) names: Vec<String>,
+    /// The most bakers the bakery may hold.
+    pub(crate) max_bakers: usize,
+    /// Names the bakers started later (stand-ins, `set_bakers`).
+    pub(crate) namer: Option<Namer>,
     pub(crate) stack_size: usize,
     pub(crate) keep_alive: Duration,
     /// How long a baker may make no progress while orders wait before the
@@ -117,12 +124,11 @@ pub(crate) struct RegistryParts {
 impl Registry {
     /// The registry of a bakery with no baker started yet.
     fn new(mut parts: RegistryParts) -> Registry {
-        let max_bakers = parts.names.len();
         let staff = Staff::new(&mut parts);
         Registry {
             id: RegistryId::next(),
             injector: Injector::new(),
-            roster: Roster::new(max_bakers),
+            roster: Roster::new(parts.max_bakers),
             sleep: Sleep::new(),
             closed: AtomicBool::new(false),
             cancel_queued: AtomicBool::new(false),
@@ -136,6 +142,7 @@ impl Registry {
             staff: Mutex::new(staff),
             joined: Condvar::new(),
             surplus: unmodelled::AtomicUsize::new(0),
+            target_hint: unmodelled::AtomicUsize::new(0),
             keep_alive: parts.keep_alive,
             monitor: parts.blocking_threshold.map(Monitor::new),
             cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -225,13 +232,14 @@ impl Registry {
         None
     }
 
-    /// Work became visible on a baker's own deque, which the caller has
-    /// fenced (`SeqCst`) after pushing, unless it will run the work itself if
-    /// nobody takes it.
+    /// A fork became visible on a baker's own deque (no fence: the forking
+    /// baker runs it itself if nobody takes it). Wakes a sleeper as for any
+    /// work, but does not poke the blocking monitor: the forking baker is
+    /// busy with the other half, and a fork-join makes and takes forks far
+    /// too often to tell the monitor each time.
     #[inline]
-    pub(crate) fn new_work(&self) {
-        let all_busy = self.sleep.new_work(&self.roster);
-        self.poke_monitor_if(all_busy);
+    pub(crate) fn new_fork(&self) {
+        self.sleep.new_work(&self.roster);
     }
 
     /// New work found every baker busy: the blocking monitor watches (see
@@ -253,6 +261,11 @@ impl Registry {
     /// Whether every baker is busy: none searching, none asleep.
     pub(crate) fn all_busy(&self) -> bool {
         self.sleep.all_busy()
+    }
+
+    /// Whether orders from outside wait in the injector for a baker.
+    pub(crate) fn injector_has_work(&self) -> bool {
+        !self.injector.is_empty()
     }
 
     // -----------------------------------------------------------------
@@ -328,12 +341,19 @@ impl Registry {
     }
 
     /// A baker stops searching; see [`Sleep::stop_searching`]. If every
-    /// baker is busy now and work is left, the blocking monitor watches.
+    /// baker is busy now while orders wait, the blocking monitor watches:
+    /// orders wait in the injector, or on the caller's own deque, as
+    /// `own_work` says (a batch it just took lands there; forks on the other
+    /// bakers' deques do not count, see `super::monitor`).
     #[inline]
-    pub(crate) fn stop_searching(&self, has_work: impl Fn() -> bool) {
+    pub(crate) fn stop_searching(
+        &self,
+        has_work: impl Fn() -> bool,
+        own_work: impl FnOnce() -> bool,
+    ) {
         if self.sleep.stop_searching(&self.roster, &has_work) && self.monitor.is_some() {
             fence(Ordering::SeqCst);
-            self.poke_monitor_if(has_work());
+            self.poke_monitor_if(!self.injector.is_empty() || own_work());
         }
     }
 

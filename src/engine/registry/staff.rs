@@ -14,11 +14,14 @@
 //!
 //! The bakery keeps `on_duty - blocked >= target` runnable bakers while it
 //! can (up to `max_bakers` in all): when a baker blocks and that would
-//! leave fewer, a baker is started. A baker beyond the target (when
-//! `on_duty - blocked > target`, after a blocked baker came back) is
-//! *surplus*: once it is out of work it waits `keep_alive` for more, and
-//! retires if it is still surplus then. `set_bakers` grows the staff at
-//! once and shrinks it by asking bakers to retire after their current order.
+//! leave fewer, a baker is started. When `on_duty - blocked > target`
+//! (after a blocked baker came back) the staff has a *surplus*: a baker
+//! whose index is at or past `target`, which is one such baker at least
+//! whenever there is a surplus, waits `keep_alive` for work once it is out
+//! of it, and retires if the surplus is still there then. So the bakers the
+//! bakery started with stay, and the stand-ins go home. `set_bakers` grows
+//! the staff at once and shrinks it by asking bakers to retire after their
+//! current order.
 //!
 //! # Joining
 //!
@@ -46,16 +49,18 @@
 //! shutdown: it counts as present until it is gone, so whoever leaves last
 //! drains the injector.
 
-use super::{Registry, RegistryParts};
+use super::{Namer, Registry, RegistryParts};
 use crate::engine::baker_record::{Activity, BakerRecord};
 use crate::engine::baker_thread;
 use crate::engine::job::JobRef;
 use crate::engine::monitor;
-use crate::engine::sync::{thread, thread::JoinHandle, Arc, Ordering, Worker};
+use crate::engine::sync::{fence, thread, thread::JoinHandle, Arc, Ordering, Worker};
+use crate::engine::unwind;
 use crate::error::{BuildError, SetBakersError};
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::io;
+use std::panic::AssertUnwindSafe;
 use std::time::Duration;
 
 /// The staff's counts and the bakers' threads; guarded by the staff lock.
@@ -71,9 +76,16 @@ pub(crate) struct Staff {
     /// A shutdown is joining the threads, or has joined them.
     pub(super) joining: bool,
     pub(super) joined: bool,
-    /// The name of every index up to `max`.
-    names: Box<[std::sync::Arc<str>]>,
+    /// The names of the first bakers, taken as their records are made.
+    names: std::vec::IntoIter<String>,
+    /// Names the bakers started later.
+    namer: Option<Namer>,
     stack_size: usize,
+}
+
+/// The name of baker `index` when nobody names it.
+pub(crate) fn default_name(index: usize) -> String {
+    format!("baker-{index}")
 }
 
 /// Whether a baker about to start is counted as present and alive already.
@@ -94,19 +106,35 @@ enum StartError {
 impl Staff {
     pub(super) fn new(parts: &mut RegistryParts) -> Staff {
         Staff {
-            target: parts.bakers,
-            max: parts.names.len(),
+            target: parts.names.len(),
+            max: parts.max_bakers,
             on_duty: 0,
             blocked: 0,
             free: BinaryHeap::new(),
             handles: Vec::new(),
             joining: false,
             joined: false,
-            names: std::mem::take(&mut parts.names)
-                .into_iter()
-                .map(std::sync::Arc::from)
-                .collect(),
+            names: std::mem::take(&mut parts.names).into_iter(),
+            namer: parts.namer.take(),
             stack_size: parts.stack_size,
+        }
+    }
+
+    /// The name of a baker index used for the first time: one of the first
+    /// bakers' names, checked by the builder, or else the namer's. A namer
+    /// that panics, or gives a name no thread can have, is not asked to fix
+    /// it: the baker is named as without a namer.
+    fn name_for(&mut self, index: usize) -> String {
+        if let Some(name) = self.names.next() {
+            return name;
+        }
+        let named = self
+            .namer
+            .as_mut()
+            .and_then(|namer| unwind::halt_unwinding(AssertUnwindSafe(|| namer(index))).ok());
+        match named {
+            Some(name) if !name.contains('\0') => name,
+            _ => default_name(index),
         }
     }
 
@@ -127,7 +155,7 @@ impl Registry {
     /// [`BuildError::Spawn`] if the operating system refuses a thread; the
     /// bakers already started are then stopped and joined.
     pub(crate) fn start(parts: RegistryParts) -> Result<Arc<Registry>, BuildError> {
-        let bakers = parts.bakers;
+        let bakers = parts.names.len();
         let registry = Arc::new(Registry::new(parts));
         // The first bakers count as present and alive all at once.
         registry.bakers_arriving(bakers);
@@ -193,8 +221,8 @@ impl Registry {
             Some(Reverse(index)) => index,
             None if this.roster.len() < staff.max => {
                 let index = this.roster.len();
-                this.roster
-                    .push(BakerRecord::new(staff.names[index].clone()));
+                let name = staff.name_for(index);
+                this.roster.push(BakerRecord::new(name.into()));
                 index
             }
             None => return Err(StartError::Full),
@@ -232,20 +260,39 @@ impl Registry {
         }
     }
 
+    /// Publishes the staff's counts for lock-free readers. When a surplus
+    /// appears, the bakers that may go home (see [`may_retire`]) and are
+    /// asleep are woken, so that they sleep again with a keep-alive.
+    ///
+    /// [`may_retire`]: Registry::may_retire
     fn update_surplus(&self, staff: &Staff) {
-        self.surplus.store(staff.surplus(), Ordering::Relaxed);
+        let before = self.surplus.swap(staff.surplus(), Ordering::Relaxed);
+        self.target_hint.store(staff.target, Ordering::Relaxed);
+        if before == 0 && staff.surplus() > 0 {
+            // Pairs with the fence a baker makes between saying it is idle
+            // and reading the keep-alive before it sleeps.
+            fence(Ordering::SeqCst);
+            for index in staff.target..self.roster.len() {
+                if self.roster.record(index).activity() == Activity::Idle {
+                    self.wake_baker(index);
+                }
+            }
+        }
+    }
+
+    /// Whether baker `index` is one that goes home when the staff has a
+    /// surplus: one at or past the configured number, so that the bakers
+    /// the bakery started with (and their names) stay, and the stand-ins
+    /// leave. A hint, read without the lock.
+    #[inline]
+    pub(crate) fn may_retire(&self, index: usize) -> bool {
+        self.surplus.load(Ordering::Relaxed) > 0
+            && index >= self.target_hint.load(Ordering::Relaxed)
     }
 
     /// The configured number of bakers.
     pub(crate) fn target(&self) -> usize {
         self.staff.lock().target
-    }
-
-    /// Whether some baker is beyond the configured number: a hint, read
-    /// without the lock.
-    #[inline]
-    pub(crate) fn has_surplus(&self) -> bool {
-        self.surplus.load(Ordering::Relaxed) > 0
     }
 
     /// How long a surplus baker waits for work before it retires.
@@ -290,13 +337,18 @@ impl Registry {
             let mut candidates: Vec<usize> = (0..this.roster.len())
                 .filter(|&index| {
                     let record = this.roster.record(index);
-                    matches!(record.activity(), Activity::Idle | Activity::Working)
-                        && !record.retire_requested()
+                    matches!(
+                        record.activity(),
+                        Activity::Idle | Activity::Searching | Activity::Working
+                    ) && !record.retire_requested()
                         && !record.detected_blocked()
                 })
                 .collect();
             candidates.sort_by_key(|&index| {
-                let idle = this.roster.record(index).activity() == Activity::Idle;
+                let idle = matches!(
+                    this.roster.record(index).activity(),
+                    Activity::Idle | Activity::Searching
+                );
                 (Reverse(idle), Reverse(index))
             });
             for index in candidates {
@@ -340,11 +392,12 @@ impl Registry {
         self.update_surplus(&staff);
     }
 
-    /// A surplus baker out of work waited `keep_alive`: claims its
-    /// retirement if it is still surplus.
-    pub(crate) fn try_retire_surplus(&self) -> bool {
+    /// Surplus baker `index`, out of work, waited `keep_alive`: claims its
+    /// retirement if the staff still has a surplus and it is still one of
+    /// the bakers that go home (see [`may_retire`](Registry::may_retire)).
+    pub(crate) fn try_retire_surplus(&self, index: usize) -> bool {
         let mut staff = self.staff.lock();
-        if staff.surplus() == 0 || self.is_closed() {
+        if staff.surplus() == 0 || index < staff.target || self.is_closed() {
             return false;
         }
         staff.on_duty -= 1;

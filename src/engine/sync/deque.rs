@@ -42,8 +42,8 @@ impl<T> Worker<T> {
         self.queue.lock().unwrap().pop_back()
     }
 
-    pub(crate) fn len(&self) -> usize {
-        self.queue.lock().unwrap().len()
+    pub(crate) fn is_empty(&self) -> bool {
+        self.queue.lock().unwrap().is_empty()
     }
 }
 
