@@ -18,7 +18,7 @@
 
 mod common;
 
-use bakery::Bakery;
+use bakehouse::Bakery;
 use executors::Executor;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;

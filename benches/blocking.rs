@@ -7,7 +7,7 @@
 //!   `BAKERY_BENCH_THREADS`); the time is the makespan, every result
 //!   collected. The ideal is the CPU work divided by the threads (the
 //!   sleeps need no CPU). Variants:
-//!   * `bakery_declared`: each sleep wrapped in `bakery::blocking`;
+//!   * `bakery_declared`: each sleep wrapped in `bakehouse::blocking`;
 //!   * `bakery`: a plain `sleep`, noticed by the blocking monitor (default
 //!     threshold);
 //!   * `bakery_threshold_<n>us`: the same with other thresholds, to choose
@@ -86,7 +86,7 @@ fn run_job(job: Job, declare: bool) -> u64 {
     match job {
         Some(units) => spin(units),
         None if declare => {
-            bakery::blocking(|| thread::sleep(BLOCKING_WAIT));
+            bakehouse::blocking(|| thread::sleep(BLOCKING_WAIT));
             0
         }
         None => {
@@ -129,7 +129,7 @@ impl Makespans {
 fn bench_bakery(
     group: &mut BenchmarkGroup<'_, criterion::measurement::WallTime>,
     name: &str,
-    bakery: bakery::Bakery,
+    bakery: bakehouse::Bakery,
     jobs: &[Job],
     declare: bool,
     ideal: Duration,
@@ -169,13 +169,13 @@ fn blocking_mix(c: &mut Criterion) {
         .warm_up_time(Duration::from_millis(300))
         .measurement_time(Duration::from_secs(3));
     let built = |threshold: Option<Duration>| {
-        bakery::Bakery::builder()
+        bakehouse::Bakery::builder()
             .bakers(threads)
             .blocking_threshold(threshold)
             .build()
             .expect("bakery builds")
     };
-    let default = Some(bakery::DEFAULT_BLOCKING_THRESHOLD);
+    let default = Some(bakehouse::DEFAULT_BLOCKING_THRESHOLD);
     bench_bakery(
         &mut group,
         "bakery_declared",
@@ -268,7 +268,7 @@ fn many_bakers(c: &mut Criterion) {
         .warm_up_time(Duration::from_millis(300))
         .measurement_time(Duration::from_secs(3));
     for bakers in [8, 64, 512] {
-        let bakery = bakery::Bakery::builder()
+        let bakery = bakehouse::Bakery::builder()
             .bakers(bakers)
             .build()
             .expect("bakery builds");

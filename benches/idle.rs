@@ -22,7 +22,7 @@
 
 mod common;
 
-use bakery::Bakery;
+use bakehouse::Bakery;
 use executors::Executor;
 use std::hint::black_box;
 use std::sync::mpsc;

@@ -67,7 +67,7 @@
 
 mod common;
 
-use bakery::{Bakery, Scope};
+use bakehouse::{Bakery, Scope};
 use criterion::{BatchSize, BenchmarkGroup, Criterion, SamplingMode};
 use executors::Executor;
 use std::cell::OnceCell;

@@ -13,7 +13,7 @@
 //!
 //! Run it with `cargo run --release --example background`.
 
-use bakery::{Baker, Bakery};
+use bakehouse::{Baker, Bakery};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread;

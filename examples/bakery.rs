@@ -4,7 +4,7 @@
 //!
 //! Run it with `cargo run --release --example bakery`.
 
-use bakery::{Baker, Bakery, OrderError};
+use bakehouse::{Baker, Bakery, OrderError};
 use std::collections::BTreeMap;
 use std::sync::{mpsc, Arc, Mutex};
 use std::thread;
@@ -177,7 +177,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             me.name()
         );
         waiting_tx.send(()).expect("main waits for this");
-        let flour = bakery::blocking(|| delivery.recv().expect("the flour comes"));
+        let flour = bakehouse::blocking(|| delivery.recv().expect("the flour comes"));
         println!("  {} is back with {flour}", me.name());
         me.name().to_owned()
     });

@@ -13,7 +13,7 @@
 //!
 //! Run it with `cargo run --release --example checksums [DIRECTORY]`.
 
-use bakery::{Baker, Bakery, JoinTimeoutError};
+use bakehouse::{Baker, Bakery, JoinTimeoutError};
 use indicatif::{ProgressBar, ProgressStyle};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, VecDeque};

@@ -9,7 +9,7 @@
 //!
 //! Run it with `cargo run --release --example mandelbrot`.
 
-use bakery::{Baker, Bakery};
+use bakehouse::{Baker, Bakery};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 

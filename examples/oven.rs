@@ -21,7 +21,7 @@
 //!
 //! Run it with `cargo run --release --example oven`.
 
-use bakery::{Baker, Bakery};
+use bakehouse::{Baker, Bakery};
 use parking_lot::{Condvar, Mutex};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};

@@ -8,7 +8,7 @@
 //! in one would reach the bakery's panic handler, which counts it.
 //!
 //! The bakery has two bakers. Reading and writing a socket waits on the
-//! client, so each order wraps its socket I/O in `bakery::blocking`: while a
+//! client, so each order wraps its socket I/O in `bakehouse::blocking`: while a
 //! slow client holds one baker, the bakery starts a stand-in and the other
 //! requests keep being served.
 //!
@@ -39,7 +39,7 @@
 //! cargo run --release --example web_requests -- --self-test
 //! ```
 
-use bakery::{Baker, Bakery};
+use bakehouse::{Baker, Bakery};
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -185,7 +185,7 @@ fn accept_loop(
             let baker = Baker::current().expect("orders run on bakers");
             // The socket waits on the client: say so, so that a slow client
             // does not hold the other requests up.
-            match bakery::blocking(|| handle(stream, baker.name())) {
+            match bakehouse::blocking(|| handle(stream, baker.name())) {
                 Ok((request, status)) => {
                     stats.served[baker.index()].fetch_add(1, Ordering::Relaxed);
                     if log {

@@ -10,7 +10,7 @@ use std::fmt;
 /// # Examples
 ///
 /// ```
-/// use bakery::{Baker, Bakery};
+/// use bakehouse::{Baker, Bakery};
 ///
 /// let bakery = Bakery::builder()
 ///     .bakers(2)
@@ -35,8 +35,8 @@ impl Baker {
     /// # Examples
     ///
     /// ```
-    /// let bakery = bakery::Bakery::new(3);
-    /// let index = bakery.submit(|| bakery::Baker::current().map(|b| b.index())).join().unwrap();
+    /// let bakery = bakehouse::Bakery::new(3);
+    /// let index = bakery.submit(|| bakehouse::Baker::current().map(|b| b.index())).join().unwrap();
     /// assert!(index.unwrap() < 3);
     /// ```
     pub fn current() -> Option<Baker> {
@@ -58,8 +58,8 @@ impl Baker {
     /// # Examples
     ///
     /// ```
-    /// let bakery = bakery::Bakery::new(1);
-    /// assert_eq!(bakery.submit(|| bakery::Baker::current().unwrap().index()).join().unwrap(), 0);
+    /// let bakery = bakehouse::Bakery::new(1);
+    /// assert_eq!(bakery.submit(|| bakehouse::Baker::current().unwrap().index()).join().unwrap(), 0);
     /// ```
     pub fn index(&self) -> usize {
         self.index
@@ -70,8 +70,8 @@ impl Baker {
     /// # Examples
     ///
     /// ```
-    /// let bakery = bakery::Bakery::new(1);
-    /// let name = bakery.submit(|| bakery::Baker::current().unwrap().name().to_owned());
+    /// let bakery = bakehouse::Bakery::new(1);
+    /// let name = bakery.submit(|| bakehouse::Baker::current().unwrap().name().to_owned());
     /// assert_eq!(name.join().unwrap(), "baker-0");
     /// ```
     pub fn name(&self) -> &str {
@@ -84,8 +84,8 @@ impl Baker {
     /// # Examples
     ///
     /// ```
-    /// let bakery = bakery::Bakery::new(2);
-    /// assert_eq!(bakery.submit(|| bakery::Baker::current().unwrap().bakers()).join().unwrap(), 2);
+    /// let bakery = bakehouse::Bakery::new(2);
+    /// assert_eq!(bakery.submit(|| bakehouse::Baker::current().unwrap().bakers()).join().unwrap(), 2);
     /// ```
     pub fn bakers(&self) -> usize {
         self.registry.target()
@@ -103,10 +103,10 @@ impl Baker {
     /// ```
     /// use std::time::Duration;
     ///
-    /// let bakery = bakery::Bakery::new(1);
+    /// let bakery = bakehouse::Bakery::new(1);
     /// let (started_tx, started) = std::sync::mpsc::channel();
     /// let watcher = bakery.submit(move || {
-    ///     let me = bakery::Baker::current().unwrap();
+    ///     let me = bakehouse::Baker::current().unwrap();
     ///     started_tx.send(()).unwrap();
     ///     let mut rounds = 0;
     ///     while !me.is_closing() {
@@ -132,9 +132,9 @@ impl PartialEq for Baker {
     /// # Examples
     ///
     /// ```
-    /// let bakery = bakery::Bakery::new(1);
-    /// let first = bakery.submit(|| bakery::Baker::current().unwrap()).join().unwrap();
-    /// let second = bakery.submit(|| bakery::Baker::current().unwrap()).join().unwrap();
+    /// let bakery = bakehouse::Bakery::new(1);
+    /// let first = bakery.submit(|| bakehouse::Baker::current().unwrap()).join().unwrap();
+    /// let second = bakery.submit(|| bakehouse::Baker::current().unwrap()).join().unwrap();
     /// assert_eq!(first, second, "the same one baker");
     /// ```
     fn eq(&self, other: &Baker) -> bool {

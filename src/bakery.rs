@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 /// # Examples
 ///
 /// ```
-/// use bakery::Bakery;
+/// use bakehouse::Bakery;
 ///
 /// let bakery = Bakery::new(3);
 /// let orders: Vec<_> = ["birthday cake", "cupcakes", "wedding cake"]
@@ -37,7 +37,7 @@ use std::time::{Duration, Instant};
 ///     println!("{}", order.join()?);
 /// }
 /// bakery.shutdown();
-/// # Ok::<(), bakery::OrderError>(())
+/// # Ok::<(), bakehouse::OrderError>(())
 /// ```
 ///
 /// `Bakery` is `Send` and `Sync`, so one handle can be shared by reference
@@ -45,7 +45,7 @@ use std::time::{Duration, Instant};
 ///
 /// ```
 /// fn assert_send_sync<T: Send + Sync>() {}
-/// assert_send_sync::<bakery::Bakery>();
+/// assert_send_sync::<bakehouse::Bakery>();
 /// ```
 pub struct Bakery {
     registry: Arc<Registry>,
@@ -67,7 +67,7 @@ impl Bakery {
     /// # Examples
     ///
     /// ```
-    /// let bakery = bakery::Bakery::new(4);
+    /// let bakery = bakehouse::Bakery::new(4);
     /// assert_eq!(bakery.bakers(), 4);
     /// ```
     pub fn new(bakers: usize) -> Bakery {
@@ -79,9 +79,9 @@ impl Bakery {
     /// # Examples
     ///
     /// ```
-    /// let bakery = bakery::Bakery::builder().bakers(2).build()?;
+    /// let bakery = bakehouse::Bakery::builder().bakers(2).build()?;
     /// assert_eq!(bakery.bakers(), 2);
-    /// # Ok::<(), bakery::BuildError>(())
+    /// # Ok::<(), bakehouse::BuildError>(())
     /// ```
     pub fn builder() -> BakeryBuilder {
         BakeryBuilder::new()
@@ -106,7 +106,7 @@ impl Bakery {
     /// # Examples
     ///
     /// ```
-    /// assert_eq!(bakery::Bakery::new(3).bakers(), 3);
+    /// assert_eq!(bakehouse::Bakery::new(3).bakers(), 3);
     /// ```
     pub fn bakers(&self) -> usize {
         self.registry.target()
@@ -118,9 +118,9 @@ impl Bakery {
     /// # Examples
     ///
     /// ```
-    /// let bakery = bakery::Bakery::builder().bakers(2).max_bakers(16).build()?;
+    /// let bakery = bakehouse::Bakery::builder().bakers(2).max_bakers(16).build()?;
     /// assert_eq!(bakery.max_bakers(), 16);
-    /// # Ok::<(), bakery::BuildError>(())
+    /// # Ok::<(), bakehouse::BuildError>(())
     /// ```
     pub fn max_bakers(&self) -> usize {
         self.registry.max_bakers()
@@ -147,14 +147,14 @@ impl Bakery {
     /// # Examples
     ///
     /// ```
-    /// let bakery = bakery::Bakery::new(2);
+    /// let bakery = bakehouse::Bakery::new(2);
     /// bakery.set_bakers(4)?;
     /// assert_eq!(bakery.bakers(), 4);
     /// let orders: Vec<_> = (0..100).map(|i| bakery.submit(move || i)).collect();
     /// bakery.set_bakers(1)?;
     /// let total: u32 = orders.into_iter().map(|order| order.join().unwrap()).sum();
     /// assert_eq!(total, 4950, "every order still ran");
-    /// # Ok::<(), bakery::SetBakersError>(())
+    /// # Ok::<(), bakehouse::SetBakersError>(())
     /// ```
     pub fn set_bakers(&self, bakers: usize) -> Result<(), SetBakersError> {
         Registry::set_bakers(&self.registry, bakers)
@@ -165,7 +165,7 @@ impl Bakery {
     /// # Examples
     ///
     /// ```
-    /// let bakery = bakery::Bakery::new(1);
+    /// let bakery = bakehouse::Bakery::new(1);
     /// let front_door = bakery.clone();
     /// assert!(!front_door.is_closed());
     /// bakery.shutdown();
@@ -200,7 +200,7 @@ impl Bakery {
     /// # Examples
     ///
     /// ```
-    /// let bakery = bakery::Bakery::new(2);
+    /// let bakery = bakehouse::Bakery::new(2);
     /// let bread = bakery.submit(|| "sourdough".to_uppercase());
     /// assert_eq!(bread.join().unwrap(), "SOURDOUGH");
     /// ```
@@ -231,7 +231,7 @@ impl Bakery {
     /// # Examples
     ///
     /// ```
-    /// let bakery = bakery::Bakery::new(1);
+    /// let bakery = bakehouse::Bakery::new(1);
     /// let order = bakery.try_submit(|| 7).expect("the bakery is open");
     /// assert_eq!(order.join().unwrap(), 7);
     /// ```
@@ -262,7 +262,7 @@ impl Bakery {
     /// # Examples
     ///
     /// ```
-    /// fn fib(bakery: &bakery::Bakery, n: u64) -> u64 {
+    /// fn fib(bakery: &bakehouse::Bakery, n: u64) -> u64 {
     ///     if n < 2 {
     ///         return n;
     ///     }
@@ -270,7 +270,7 @@ impl Bakery {
     ///     a + b
     /// }
     ///
-    /// let bakery = bakery::Bakery::new(2);
+    /// let bakery = bakehouse::Bakery::new(2);
     /// assert_eq!(fib(&bakery, 20), 6765);
     /// ```
     pub fn join<A, B, RA, RB>(&self, a: A, b: B) -> (RA, RB)
@@ -299,11 +299,11 @@ impl Bakery {
     /// # Examples
     ///
     /// ```
-    /// let bakery = bakery::Bakery::new(2);
+    /// let bakery = bakehouse::Bakery::new(2);
     /// let mut loaves = vec![5, 3, 8, 1];
     /// let who = bakery.install(|| {
     ///     loaves.sort();
-    ///     bakery::Baker::current().map(|baker| baker.index())
+    ///     bakehouse::Baker::current().map(|baker| baker.index())
     /// });
     /// assert_eq!(loaves, [1, 3, 5, 8]);
     /// assert!(who.is_some(), "it ran on a baker");
@@ -340,7 +340,7 @@ impl Bakery {
     /// # Examples
     ///
     /// ```
-    /// let bakery = bakery::Bakery::new(2);
+    /// let bakery = bakehouse::Bakery::new(2);
     /// let mut batches = vec![vec![1, 2], vec![3, 4, 5]];
     /// let counts = vec![0; 2];
     /// bakery.scope(|s| {
@@ -371,7 +371,7 @@ impl Bakery {
     /// # Examples
     ///
     /// ```
-    /// let bakery = bakery::Bakery::new(2);
+    /// let bakery = bakehouse::Bakery::new(2);
     /// let loaves: Vec<_> = (0..10).map(|i| bakery.submit(move || i * 2)).collect();
     /// bakery.shutdown();
     /// let total: i32 = loaves.into_iter().map(|l| l.join().unwrap()).sum();
@@ -400,7 +400,7 @@ impl Bakery {
     /// use std::sync::mpsc;
     ///
     /// // No stand-in for the busy baker, so the second order stays queued.
-    /// let bakery = bakery::Bakery::builder().bakers(1).blocking_threshold(None).build().unwrap();
+    /// let bakery = bakehouse::Bakery::builder().bakers(1).blocking_threshold(None).build().unwrap();
     /// let (started_tx, started) = mpsc::channel();
     /// let (go_tx, go) = mpsc::channel::<()>();
     /// let running = bakery.submit(move || {
@@ -446,7 +446,7 @@ impl Bakery {
     /// ```
     /// use std::time::Duration;
     ///
-    /// let bakery = bakery::Bakery::new(2);
+    /// let bakery = bakehouse::Bakery::new(2);
     /// let order = bakery.submit(|| "quick bun");
     /// assert!(bakery.shutdown_timeout(Duration::from_secs(10)).is_ok());
     /// assert_eq!(order.join().unwrap(), "quick bun");
@@ -511,7 +511,7 @@ impl Clone for Bakery {
     /// # Examples
     ///
     /// ```
-    /// let bakery = bakery::Bakery::new(1);
+    /// let bakery = bakehouse::Bakery::new(1);
     /// let counter = bakery.clone();
     /// assert_eq!(counter.submit(|| 1).join().unwrap(), 1);
     /// drop(bakery);
@@ -535,7 +535,7 @@ impl Drop for Bakery {
     /// use std::sync::Arc;
     ///
     /// let baked = Arc::new(AtomicUsize::new(0));
-    /// let bakery = bakery::Bakery::new(2);
+    /// let bakery = bakehouse::Bakery::new(2);
     /// for _ in 0..10 {
     ///     let baked = baked.clone();
     ///     bakery.submit(move || baked.fetch_add(1, Ordering::SeqCst)).detach();
@@ -563,7 +563,7 @@ impl Default for Bakery {
     /// # Examples
     ///
     /// ```
-    /// let bakery = bakery::Bakery::default();
+    /// let bakery = bakehouse::Bakery::default();
     /// assert!(bakery.bakers() >= 1);
     /// ```
     fn default() -> Self {

@@ -32,9 +32,9 @@ use crate::engine::baker_thread::BakerThread;
 /// ```
 /// use std::sync::mpsc;
 ///
-/// let bakery = bakery::Bakery::new(1);
+/// let bakery = bakehouse::Bakery::new(1);
 /// let (tx, rx) = mpsc::channel();
-/// let waiting = bakery.submit(move || bakery::blocking(|| rx.recv().unwrap()));
+/// let waiting = bakery.submit(move || bakehouse::blocking(|| rx.recv().unwrap()));
 /// let sending = bakery.submit(move || tx.send("flour").unwrap());
 /// assert_eq!(waiting.join().unwrap(), "flour");
 /// sending.join().unwrap();

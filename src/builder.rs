@@ -14,7 +14,7 @@ use std::time::Duration;
 /// # Examples
 ///
 /// ```
-/// use bakery::Bakery;
+/// use bakehouse::Bakery;
 ///
 /// let bakery = Bakery::builder()
 ///     .bakers(3)
@@ -22,7 +22,7 @@ use std::time::Duration;
 ///     .stack_size(4 * 1024 * 1024)
 ///     .build()?;
 /// assert_eq!(bakery.bakers(), 3);
-/// # Ok::<(), bakery::BuildError>(())
+/// # Ok::<(), bakehouse::BuildError>(())
 /// ```
 #[must_use = "a builder does nothing until `build` is called"]
 pub struct BakeryBuilder {
@@ -43,7 +43,7 @@ impl Default for BakeryBuilder {
     /// # Examples
     ///
     /// ```
-    /// let builder = bakery::BakeryBuilder::default();
+    /// let builder = bakehouse::BakeryBuilder::default();
     /// assert!(builder.bakers(1).build().is_ok());
     /// ```
     fn default() -> Self {
@@ -58,7 +58,7 @@ impl BakeryBuilder {
     /// # Examples
     ///
     /// ```
-    /// let bakery = bakery::BakeryBuilder::new().build().unwrap();
+    /// let bakery = bakehouse::BakeryBuilder::new().build().unwrap();
     /// assert!(bakery.bakers() >= 1);
     /// ```
     pub fn new() -> BakeryBuilder {
@@ -84,7 +84,7 @@ impl BakeryBuilder {
     /// # Examples
     ///
     /// ```
-    /// let bakery = bakery::Bakery::builder().bakers(2).build().unwrap();
+    /// let bakery = bakehouse::Bakery::builder().bakers(2).build().unwrap();
     /// assert_eq!(bakery.bakers(), 2);
     /// ```
     pub fn bakers(mut self, bakers: usize) -> BakeryBuilder {
@@ -106,9 +106,9 @@ impl BakeryBuilder {
     /// # Examples
     ///
     /// ```
-    /// let bakery = bakery::Bakery::builder().bakers(2).max_bakers(8).build()?;
+    /// let bakery = bakehouse::Bakery::builder().bakers(2).max_bakers(8).build()?;
     /// assert_eq!(bakery.max_bakers(), 8);
-    /// # Ok::<(), bakery::BuildError>(())
+    /// # Ok::<(), bakehouse::BuildError>(())
     /// ```
     pub fn max_bakers(mut self, max_bakers: usize) -> BakeryBuilder {
         self.max_bakers = Some(max_bakers);
@@ -126,11 +126,11 @@ impl BakeryBuilder {
     /// ```
     /// use std::time::Duration;
     ///
-    /// let bakery = bakery::Bakery::builder()
+    /// let bakery = bakehouse::Bakery::builder()
     ///     .bakers(2)
     ///     .keep_alive(Duration::from_millis(100))
     ///     .build()?;
-    /// # Ok::<(), bakery::BuildError>(())
+    /// # Ok::<(), bakehouse::BuildError>(())
     /// ```
     pub fn keep_alive(mut self, keep_alive: Duration) -> BakeryBuilder {
         self.keep_alive = Some(keep_alive);
@@ -166,7 +166,7 @@ impl BakeryBuilder {
     ///
     /// // A plain `sleep`, not declared with `blocking`: on one baker, the
     /// // second order still runs while the first sleeps.
-    /// let bakery = bakery::Bakery::builder()
+    /// let bakery = bakehouse::Bakery::builder()
     ///     .bakers(1)
     ///     .blocking_threshold(Some(Duration::from_millis(1)))
     ///     .build()?;
@@ -175,7 +175,7 @@ impl BakeryBuilder {
     /// let sender = bakery.submit(move || tx.send("woken").unwrap());
     /// assert_eq!(sleeper.join().unwrap(), "woken");
     /// sender.join().unwrap();
-    /// # Ok::<(), bakery::BuildError>(())
+    /// # Ok::<(), bakehouse::BuildError>(())
     /// ```
     pub fn blocking_threshold(mut self, threshold: Option<Duration>) -> BakeryBuilder {
         self.blocking_threshold = Some(threshold);
@@ -197,7 +197,7 @@ impl BakeryBuilder {
     /// # Examples
     ///
     /// ```
-    /// let bakery = bakery::Bakery::builder()
+    /// let bakery = bakehouse::Bakery::builder()
     ///     .bakers(1)
     ///     .baker_name(|i| format!("night-shift-{i}"))
     ///     .build()
@@ -220,7 +220,7 @@ impl BakeryBuilder {
     /// # Examples
     ///
     /// ```
-    /// let bakery = bakery::Bakery::builder().bakers(1).stack_size(8 << 20).build().unwrap();
+    /// let bakery = bakehouse::Bakery::builder().bakers(1).stack_size(8 << 20).build().unwrap();
     /// let deep = bakery.submit(|| {
     ///     fn depth(n: u32) -> u32 { if n == 0 { 0 } else { 1 + depth(n - 1) } }
     ///     depth(10_000)
@@ -246,7 +246,7 @@ impl BakeryBuilder {
     /// use std::sync::{Arc, Mutex};
     ///
     /// let seen = Arc::new(Mutex::new(Vec::new()));
-    /// let bakery = bakery::Bakery::builder()
+    /// let bakery = bakehouse::Bakery::builder()
     ///     .bakers(1)
     ///     .panic_handler({
     ///         let seen = seen.clone();
@@ -276,7 +276,7 @@ impl BakeryBuilder {
     /// use std::sync::Arc;
     ///
     /// let started = Arc::new(AtomicUsize::new(0));
-    /// let bakery = bakery::Bakery::builder()
+    /// let bakery = bakehouse::Bakery::builder()
     ///     .bakers(2)
     ///     .on_baker_start({
     ///         let started = started.clone();
@@ -305,7 +305,7 @@ impl BakeryBuilder {
     /// use std::sync::Arc;
     ///
     /// let stopped = Arc::new(AtomicUsize::new(0));
-    /// let bakery = bakery::Bakery::builder()
+    /// let bakery = bakehouse::Bakery::builder()
     ///     .bakers(3)
     ///     .on_baker_stop({
     ///         let stopped = stopped.clone();
@@ -341,7 +341,7 @@ impl BakeryBuilder {
     /// # Examples
     ///
     /// ```
-    /// use bakery::{Bakery, BuildError};
+    /// use bakehouse::{Bakery, BuildError};
     ///
     /// let error = Bakery::builder().baker_name(|_| "bad\0name".into()).build().unwrap_err();
     /// assert!(matches!(error, BuildError::NameContainsNul { index: 0, .. }));

@@ -15,7 +15,7 @@ use thiserror::Error;
 /// # Examples
 ///
 /// ```
-/// use bakery::{Bakery, OrderError};
+/// use bakehouse::{Bakery, OrderError};
 ///
 /// let bakery = Bakery::new(1);
 /// let burnt = bakery.submit(|| -> u32 { panic!("the oven caught fire") });
@@ -47,7 +47,7 @@ impl OrderError {
     /// # Examples
     ///
     /// ```
-    /// let bakery = bakery::Bakery::new(1);
+    /// let bakery = bakehouse::Bakery::new(1);
     /// let error = bakery.submit(|| panic!("no flour")).join().unwrap_err();
     /// assert!(error.is_panic());
     /// ```
@@ -61,7 +61,7 @@ impl OrderError {
     ///
     /// ```
     /// // No stand-in for the busy baker, so the second order stays queued.
-    /// let bakery = bakery::Bakery::builder().bakers(1).blocking_threshold(None).build().unwrap();
+    /// let bakery = bakehouse::Bakery::builder().bakers(1).blocking_threshold(None).build().unwrap();
     /// let gate = std::sync::Arc::new(std::sync::Barrier::new(2));
     /// let busy = bakery.submit({ let gate = gate.clone(); move || { gate.wait(); } });
     /// let queued = bakery.submit(|| "never baked");
@@ -79,7 +79,7 @@ impl OrderError {
     /// # Examples
     ///
     /// ```
-    /// let bakery = bakery::Bakery::new(1);
+    /// let bakery = bakehouse::Bakery::new(1);
     /// let other_door = bakery.clone();
     /// bakery.shutdown();
     /// assert!(other_door.submit(|| 1).join().unwrap_err().is_rejected());
@@ -93,7 +93,7 @@ impl OrderError {
     /// # Examples
     ///
     /// ```
-    /// let bakery = bakery::Bakery::new(1);
+    /// let bakery = bakehouse::Bakery::new(1);
     /// let error = bakery.submit(|| panic!("dropped the tray")).join().unwrap_err();
     /// let panic = error.into_panic().unwrap();
     /// assert_eq!(panic.message(), "dropped the tray");
@@ -116,7 +116,7 @@ impl OrderError {
 /// # Examples
 ///
 /// ```
-/// let bakery = bakery::Bakery::new(1);
+/// let bakery = bakehouse::Bakery::new(1);
 /// let error = bakery.submit(|| std::panic::panic_any(42_i32)).join().unwrap_err();
 /// let panic = error.into_panic().unwrap();
 /// assert_eq!(*panic.into_payload().downcast::<i32>().unwrap(), 42);
@@ -140,7 +140,7 @@ impl PanicError {
     /// # Examples
     ///
     /// ```
-    /// let bakery = bakery::Bakery::new(1);
+    /// let bakery = bakehouse::Bakery::new(1);
     /// let error = bakery.submit(|| panic!("{} eggs short", 3)).join().unwrap_err();
     /// assert_eq!(error.into_panic().unwrap().message(), "3 eggs short");
     /// ```
@@ -153,7 +153,7 @@ impl PanicError {
     /// # Examples
     ///
     /// ```
-    /// let bakery = bakery::Bakery::new(1);
+    /// let bakery = bakehouse::Bakery::new(1);
     /// let error = bakery.submit(|| panic!("sugar")).join().unwrap_err();
     /// let payload = error.into_panic().unwrap().into_payload();
     /// assert_eq!(*payload.downcast::<&str>().unwrap(), "sugar");
@@ -173,7 +173,7 @@ impl PanicError {
     /// # Examples
     ///
     /// ```
-    /// let bakery = bakery::Bakery::new(1);
+    /// let bakery = bakehouse::Bakery::new(1);
     /// let error = bakery.submit(|| panic!("raised again")).join().unwrap_err();
     /// let caught = std::panic::catch_unwind(move || error.into_panic().unwrap().resume());
     /// assert_eq!(*caught.unwrap_err().downcast::<&str>().unwrap(), "raised again");
@@ -204,7 +204,7 @@ impl std::error::Error for PanicError {}
 /// # Examples
 ///
 /// ```
-/// use bakery::{Bakery, BuildError};
+/// use bakehouse::{Bakery, BuildError};
 ///
 /// let error = Bakery::builder().bakers(0).build().unwrap_err();
 /// assert!(matches!(error, BuildError::NoBakers));
@@ -255,13 +255,13 @@ pub enum BuildError {
 /// # Examples
 ///
 /// ```
-/// use bakery::{Bakery, SetBakersError};
+/// use bakehouse::{Bakery, SetBakersError};
 ///
 /// let bakery = Bakery::builder().bakers(2).max_bakers(4).build()?;
 /// assert!(matches!(bakery.set_bakers(0), Err(SetBakersError::NoBakers)));
 /// let error = bakery.set_bakers(5).unwrap_err();
 /// assert_eq!(error.to_string(), "5 bakers requested but this bakery holds at most 4");
-/// # Ok::<(), bakery::BuildError>(())
+/// # Ok::<(), bakehouse::BuildError>(())
 /// ```
 #[derive(Debug, Error)]
 #[non_exhaustive]
@@ -302,7 +302,7 @@ pub enum SetBakersError {
 /// # Examples
 ///
 /// ```
-/// let bakery = bakery::Bakery::new(1);
+/// let bakery = bakehouse::Bakery::new(1);
 /// let side_door = bakery.clone();
 /// bakery.shutdown();
 /// let refused = side_door.try_submit(|| 2 + 2).unwrap_err();
@@ -319,7 +319,7 @@ impl<F> TrySubmitError<F> {
     /// # Examples
     ///
     /// ```
-    /// let refused = bakery::TrySubmitError(|| "bread");
+    /// let refused = bakehouse::TrySubmitError(|| "bread");
     /// assert_eq!(refused.into_inner()(), "bread");
     /// ```
     pub fn into_inner(self) -> F {
@@ -342,7 +342,7 @@ impl<F> fmt::Debug for TrySubmitError<F> {
 /// # Examples
 ///
 /// ```
-/// use bakery::{Bakery, TryJoinError};
+/// use bakehouse::{Bakery, TryJoinError};
 ///
 /// let bakery = Bakery::new(1);
 /// let mut order = bakery.submit(|| 6 * 7);
@@ -371,7 +371,7 @@ impl<H> TryJoinError<H> {
     /// # Examples
     ///
     /// ```
-    /// let bakery = bakery::Bakery::new(1);
+    /// let bakery = bakehouse::Bakery::new(1);
     /// let gate = std::sync::Arc::new(std::sync::Barrier::new(2));
     /// let order = bakery.submit({ let gate = gate.clone(); move || { gate.wait(); 5 } });
     /// let order = order.try_join().unwrap_err().into_order().unwrap();
@@ -405,7 +405,7 @@ impl<H> fmt::Debug for TryJoinError<H> {
 /// # Examples
 ///
 /// ```
-/// use bakery::{Bakery, JoinTimeoutError};
+/// use bakehouse::{Bakery, JoinTimeoutError};
 /// use std::time::Duration;
 ///
 /// let bakery = Bakery::new(1);
@@ -435,7 +435,7 @@ impl<H> JoinTimeoutError<H> {
     ///
     /// ```
     /// use std::time::Duration;
-    /// let bakery = bakery::Bakery::new(1);
+    /// let bakery = bakehouse::Bakery::new(1);
     /// let (tx, rx) = std::sync::mpsc::channel::<u8>();
     /// let order = bakery.submit(move || rx.recv().unwrap());
     /// let order = order.join_timeout(Duration::ZERO).unwrap_err().into_order().unwrap();
@@ -470,10 +470,10 @@ impl<H> fmt::Debug for JoinTimeoutError<H> {
 /// # Examples
 ///
 /// ```
-/// use bakery::ShutdownTimeoutError;
+/// use bakehouse::ShutdownTimeoutError;
 /// use std::time::Duration;
 ///
-/// let bakery = bakery::Bakery::new(1);
+/// let bakery = bakehouse::Bakery::new(1);
 /// let (tx, rx) = std::sync::mpsc::channel::<()>();
 /// let long = bakery.submit(move || rx.recv().is_ok());
 /// let report = bakery.shutdown_timeout(Duration::from_millis(20)).unwrap_err();
@@ -525,7 +525,7 @@ impl ShutdownTimeoutError {
     /// ```
     /// use std::time::Duration;
     ///
-    /// let bakery = bakery::Bakery::new(1);
+    /// let bakery = bakehouse::Bakery::new(1);
     /// let (tx, rx) = std::sync::mpsc::channel::<()>();
     /// let long = bakery.submit(move || rx.recv().is_ok());
     /// let report = bakery.shutdown_timeout(Duration::from_millis(20)).unwrap_err();
@@ -551,7 +551,7 @@ impl ShutdownTimeoutError {
     /// use std::time::Duration;
     ///
     /// // No stand-in for the busy baker, so the orders stay queued.
-    /// let bakery = bakery::Bakery::builder().bakers(1).blocking_threshold(None).build().unwrap();
+    /// let bakery = bakehouse::Bakery::builder().bakers(1).blocking_threshold(None).build().unwrap();
     /// let (started_tx, started) = std::sync::mpsc::channel();
     /// let (tx, rx) = std::sync::mpsc::channel::<()>();
     /// let long = bakery.submit(move || {

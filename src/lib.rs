@@ -2,12 +2,12 @@
 //! for every order.
 //!
 //! ```
-//! use bakery::Bakery;
+//! use bakehouse::Bakery;
 //!
 //! let bakery = Bakery::new(4);
 //! let cake = bakery.submit(|| "birthday cake");
 //! assert_eq!(cake.join()?, "birthday cake");
-//! # Ok::<(), bakery::OrderError>(())
+//! # Ok::<(), bakehouse::OrderError>(())
 //! ```
 //!
 //! A [`Bakery`] owns its bakers. Each baker has a work-stealing deque

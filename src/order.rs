@@ -59,21 +59,21 @@ impl TaskKind for OrderKind {
 /// # Examples
 ///
 /// ```
-/// use bakery::Bakery;
+/// use bakehouse::Bakery;
 ///
 /// let bakery = Bakery::new(2);
 /// let cake = bakery.submit(|| "birthday cake");
 /// let cupcakes = bakery.submit(|| 12);
 /// assert_eq!(cake.join()?, "birthday cake");
 /// assert_eq!(cupcakes.join()?, 12);
-/// # Ok::<(), bakery::OrderError>(())
+/// # Ok::<(), bakehouse::OrderError>(())
 /// ```
 ///
 /// An `Order` can be sent to another thread only when its value can:
 ///
 /// ```compile_fail
 /// fn assert_send<T: Send>(_: T) {}
-/// fn hand_over(order: bakery::Order<std::rc::Rc<u8>>) {
+/// fn hand_over(order: bakehouse::Order<std::rc::Rc<u8>>) {
 ///     assert_send(order);
 /// }
 /// ```
@@ -82,7 +82,7 @@ impl TaskKind for OrderKind {
 /// be submitted at all:
 ///
 /// ```compile_fail
-/// let bakery = bakery::Bakery::new(1);
+/// let bakery = bakehouse::Bakery::new(1);
 /// let shared = std::rc::Rc::new(5);
 /// let order = bakery.submit(move || *shared + 1);
 /// ```
@@ -125,7 +125,7 @@ impl<T> Order<T> {
     /// # Examples
     ///
     /// ```
-    /// let bakery = bakery::Bakery::new(1);
+    /// let bakery = bakehouse::Bakery::new(1);
     /// let dough = bakery.submit(|| "dough".len());
     /// assert_eq!(dough.join().unwrap(), 5);
     /// ```
@@ -137,7 +137,7 @@ impl<T> Order<T> {
     /// ```
     /// use std::sync::Arc;
     ///
-    /// let bakery = Arc::new(bakery::Bakery::new(1));
+    /// let bakery = Arc::new(bakehouse::Bakery::new(1));
     /// let inner_door = bakery.clone();
     /// let outer = bakery.submit(move || {
     ///     let inner = inner_door.submit(|| "filling");
@@ -168,7 +168,7 @@ impl<T> Order<T> {
     /// ```
     /// use std::sync::mpsc;
     ///
-    /// let bakery = bakery::Bakery::new(1);
+    /// let bakery = bakehouse::Bakery::new(1);
     /// let (tx, rx) = mpsc::channel::<()>();
     /// let order = bakery.submit(move || { rx.recv().unwrap(); "bread" });
     /// let order = order.try_join().unwrap_err().into_order().unwrap();
@@ -207,7 +207,7 @@ impl<T> Order<T> {
     /// ```
     /// use std::time::Duration;
     ///
-    /// let bakery = bakery::Bakery::new(1);
+    /// let bakery = bakehouse::Bakery::new(1);
     /// let quick = bakery.submit(|| 1 + 1);
     /// assert_eq!(quick.join_timeout(Duration::from_secs(10)).unwrap(), 2);
     /// ```
@@ -237,7 +237,7 @@ impl<T> Order<T> {
     /// use std::sync::mpsc;
     ///
     /// // No stand-in for the busy baker, so the second order stays queued.
-    /// let bakery = bakery::Bakery::builder().bakers(1).blocking_threshold(None).build()?;
+    /// let bakery = bakehouse::Bakery::builder().bakers(1).blocking_threshold(None).build()?;
     /// let (tx, rx) = mpsc::channel::<()>();
     /// let busy = bakery.submit(move || rx.recv().unwrap());
     /// let queued = bakery.submit(|| "wedding cake");
@@ -245,7 +245,7 @@ impl<T> Order<T> {
     /// tx.send(()).unwrap();
     /// assert!(queued.join().unwrap_err().is_cancelled());
     /// busy.join().unwrap();
-    /// # Ok::<(), bakery::BuildError>(())
+    /// # Ok::<(), bakehouse::BuildError>(())
     /// ```
     pub fn cancel(&self) -> bool {
         self.raw.cancel()
@@ -264,7 +264,7 @@ impl<T> Order<T> {
     /// use std::sync::atomic::{AtomicBool, Ordering};
     /// use std::sync::Arc;
     ///
-    /// let bakery = bakery::Bakery::new(1);
+    /// let bakery = bakehouse::Bakery::new(1);
     /// let swept = Arc::new(AtomicBool::new(false));
     /// let flag = swept.clone();
     /// bakery.submit(move || flag.store(true, Ordering::SeqCst)).detach();
@@ -281,7 +281,7 @@ impl<T> Order<T> {
     /// # Examples
     ///
     /// ```
-    /// let bakery = bakery::Bakery::new(1);
+    /// let bakery = bakehouse::Bakery::new(1);
     /// let order = bakery.submit(|| 3);
     /// while !order.is_finished() {
     ///     std::thread::yield_now();
@@ -310,7 +310,7 @@ impl<T> Future for Order<T> {
     /// # Examples
     ///
     /// ```
-    /// let bakery = bakery::Bakery::new(1);
+    /// let bakery = bakehouse::Bakery::new(1);
     /// let proofed = pollster::block_on(async {
     ///     let dough = bakery.submit(|| "dough");
     ///     dough.await.map(|d| format!("proofed {d}"))

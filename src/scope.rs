@@ -91,7 +91,7 @@ impl TaskKind for ScopedKind {
 /// # Examples
 ///
 /// ```
-/// let bakery = bakery::Bakery::new(2);
+/// let bakery = bakehouse::Bakery::new(2);
 /// let flour = vec![250, 500, 125];
 /// let mut total = 0;
 /// bakery.scope(|s| {
@@ -104,14 +104,14 @@ impl TaskKind for ScopedKind {
 /// A scoped order cannot outlive its scope:
 ///
 /// ```compile_fail
-/// let bakery = bakery::Bakery::new(1);
+/// let bakery = bakehouse::Bakery::new(1);
 /// let escaped = bakery.scope(|s| s.submit(|| 1));
 /// ```
 ///
 /// nor borrow what does not outlive the scope:
 ///
 /// ```compile_fail
-/// let bakery = bakery::Bakery::new(1);
+/// let bakery = bakehouse::Bakery::new(1);
 /// bakery.scope(|s| {
 ///     let local = String::from("crumbs");
 ///     s.submit(|| local.len());
@@ -137,7 +137,7 @@ impl<'scope, 'env> Scope<'scope, 'env> {
     /// # Examples
     ///
     /// ```
-    /// let bakery = bakery::Bakery::new(2);
+    /// let bakery = bakehouse::Bakery::new(2);
     /// let mut trays = vec![0; 4];
     /// bakery.scope(|s| {
     ///     for (i, tray) in trays.iter_mut().enumerate() {
@@ -216,7 +216,7 @@ impl fmt::Debug for Scope<'_, '_> {
 /// # Examples
 ///
 /// ```
-/// let bakery = bakery::Bakery::new(2);
+/// let bakery = bakehouse::Bakery::new(2);
 /// let orders = ["croissant", "baguette", "brioche"];
 /// let lengths: Vec<usize> = bakery.scope(|s| {
 ///     let handles: Vec<_> = orders.iter().map(|name| s.submit(move || name.len())).collect();
@@ -250,7 +250,7 @@ impl<'scope, T> ScopedOrder<'scope, T> {
     /// # Examples
     ///
     /// ```
-    /// let bakery = bakery::Bakery::new(1);
+    /// let bakery = bakehouse::Bakery::new(1);
     /// let recipe = String::from("scones");
     /// let shout = bakery.scope(|s| s.submit(|| recipe.to_uppercase()).join().unwrap());
     /// assert_eq!(shout, "SCONES");
@@ -273,15 +273,15 @@ impl<'scope, T> ScopedOrder<'scope, T> {
     /// # Examples
     ///
     /// ```
-    /// let bakery = bakery::Bakery::new(1);
+    /// let bakery = bakehouse::Bakery::new(1);
     /// let n = 21;
     /// let doubled = bakery.scope(|s| {
     ///     let mut order = s.submit(|| n * 2);
     ///     loop {
     ///         match order.try_join() {
     ///             Ok(value) => break value,
-    ///             Err(bakery::TryJoinError::NotFinished(again)) => order = again,
-    ///             Err(bakery::TryJoinError::Failed(error)) => panic!("{error}"),
+    ///             Err(bakehouse::TryJoinError::NotFinished(again)) => order = again,
+    ///             Err(bakehouse::TryJoinError::Failed(error)) => panic!("{error}"),
     ///         }
     ///     }
     /// });
@@ -312,7 +312,7 @@ impl<'scope, T> ScopedOrder<'scope, T> {
     /// ```
     /// use std::time::Duration;
     ///
-    /// let bakery = bakery::Bakery::new(1);
+    /// let bakery = bakehouse::Bakery::new(1);
     /// let icing = "vanilla";
     /// bakery.scope(|s| {
     ///     let order = s.submit(|| icing.len());
@@ -342,7 +342,7 @@ impl<'scope, T> ScopedOrder<'scope, T> {
     /// use std::sync::mpsc;
     ///
     /// // No stand-in for the busy baker, so the second order stays queued.
-    /// let bakery = bakery::Bakery::builder().bakers(1).blocking_threshold(None).build().unwrap();
+    /// let bakery = bakehouse::Bakery::builder().bakers(1).blocking_threshold(None).build().unwrap();
     /// let (tx, rx) = mpsc::channel::<()>();
     /// bakery.scope(|s| {
     ///     let busy = s.submit(move || rx.recv().unwrap());
@@ -362,7 +362,7 @@ impl<'scope, T> ScopedOrder<'scope, T> {
     /// # Examples
     ///
     /// ```
-    /// let bakery = bakery::Bakery::new(1);
+    /// let bakery = bakehouse::Bakery::new(1);
     /// bakery.scope(|s| {
     ///     let order = s.submit(|| 5);
     ///     while !order.is_finished() {
@@ -392,7 +392,7 @@ impl<T> Future for ScopedOrder<'_, T> {
     /// # Examples
     ///
     /// ```
-    /// let bakery = bakery::Bakery::new(1);
+    /// let bakery = bakehouse::Bakery::new(1);
     /// let topping = String::from("poppy seeds");
     /// let length = bakery.scope(|s| pollster::block_on(s.submit(|| topping.len())));
     /// assert_eq!(length.unwrap(), 11);

@@ -11,7 +11,7 @@
 //! in any round, so each case is measured in several rounds and the steady
 //! state, the smallest round, is checked.
 
-use bakery::Bakery;
+use bakehouse::Bakery;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;

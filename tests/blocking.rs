@@ -2,7 +2,7 @@
 //! blocking, a bakery that changes size while it works, and the limits
 //! (`max_bakers`, `keep_alive`) around both.
 
-use bakery::{blocking, Baker, Bakery, SetBakersError};
+use bakehouse::{blocking, Baker, Bakery, SetBakersError};
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Barrier, Mutex};

@@ -4,7 +4,7 @@
 //! shutdowns racing each other. Every case must end in exactly one outcome
 //! per order, with no hang and no abort.
 
-use bakery::{Bakery, OrderError, ShutdownTimeoutError};
+use bakehouse::{Bakery, OrderError, ShutdownTimeoutError};
 use std::any::Any;
 use std::cell::RefCell;
 use std::panic::{self, AssertUnwindSafe};

@@ -13,7 +13,7 @@
 //! falling-asleep path at every step.
 #![cfg(loom)]
 
-use bakery::{Bakery, OrderError};
+use bakehouse::{Bakery, OrderError};
 use loom::sync::atomic::{AtomicUsize, Ordering};
 use loom::sync::Arc;
 
@@ -228,7 +228,7 @@ fn blocking_on_the_only_baker_starts_a_stand_in() {
         let waiting = {
             let gate = gate.clone();
             bakery.submit(move || {
-                bakery::blocking(|| {
+                bakehouse::blocking(|| {
                     let (open, opened) = &*gate;
                     let mut open = open.lock().unwrap();
                     while !*open {

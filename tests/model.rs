@@ -9,7 +9,7 @@
 //! every outcome is one that could happen, and at the end that every
 //! accepted order ran exactly once unless it was cancelled.
 
-use bakery::{Bakery, JoinTimeoutError, Order, OrderError, TryJoinError};
+use bakehouse::{Bakery, JoinTimeoutError, Order, OrderError, TryJoinError};
 use proptest::prelude::*;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};

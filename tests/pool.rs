@@ -1,7 +1,7 @@
 //! The core pool: submitting, joining, names, stealing, sleeping, panics,
 //! shutdown and bad input.
 
-use bakery::{Baker, Bakery, BuildError, OrderError};
+use bakehouse::{Baker, Bakery, BuildError, OrderError};
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
@@ -405,16 +405,16 @@ fn public_types_are_send_and_sync_where_they_should_be() {
     fn send_sync<T: Send + Sync>() {}
     fn send<T: Send>() {}
     send_sync::<Bakery>();
-    send_sync::<bakery::Order<String>>();
-    send_sync::<bakery::ScopedOrder<'static, String>>();
-    send_sync::<bakery::Scope<'static, 'static>>();
+    send_sync::<bakehouse::Order<String>>();
+    send_sync::<bakehouse::ScopedOrder<'static, String>>();
+    send_sync::<bakehouse::Scope<'static, 'static>>();
     send_sync::<Baker>();
     send_sync::<OrderError>();
-    send_sync::<bakery::PanicError>();
+    send_sync::<bakehouse::PanicError>();
     send_sync::<BuildError>();
-    send_sync::<bakery::ShutdownTimeoutError>();
-    send_sync::<bakery::TrySubmitError<fn()>>();
-    send_sync::<bakery::TryJoinError<bakery::Order<u8>>>();
-    send_sync::<bakery::JoinTimeoutError<bakery::Order<u8>>>();
-    send::<bakery::BakeryBuilder>();
+    send_sync::<bakehouse::ShutdownTimeoutError>();
+    send_sync::<bakehouse::TrySubmitError<fn()>>();
+    send_sync::<bakehouse::TryJoinError<bakehouse::Order<u8>>>();
+    send_sync::<bakehouse::JoinTimeoutError<bakehouse::Order<u8>>>();
+    send::<bakehouse::BakeryBuilder>();
 }

@@ -11,7 +11,7 @@
 //!
 //! At scale 40 the submitters push four million orders.
 
-use bakery::{Bakery, OrderError};
+use bakehouse::{Bakery, OrderError};
 use std::panic;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier, Mutex, Once};
@@ -315,7 +315,7 @@ const FANOUT: usize = 3;
 /// them detached while still queued, most likely). Every node that runs
 /// adds one to `ran`; returns the nodes counted through joins.
 fn scoped_tree<'scope>(
-    s: &'scope bakery::Scope<'scope, '_>,
+    s: &'scope bakehouse::Scope<'scope, '_>,
     ran: &'scope AtomicUsize,
     depth: u32,
 ) -> usize {

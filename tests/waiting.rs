@@ -1,7 +1,7 @@
 //! Waiting on orders: joins that never deadlock, cancel, timeouts, futures,
 //! detaching, scopes, and shutting down now or with a deadline.
 
-use bakery::{Baker, Bakery, JoinTimeoutError, OrderError, TryJoinError};
+use bakehouse::{Baker, Bakery, JoinTimeoutError, OrderError, TryJoinError};
 use std::future::Future;
 use std::panic::{self, AssertUnwindSafe};
 use std::pin::pin;

@@ -49,8 +49,8 @@ use std::ptr;
 /// # Examples
 ///
 /// ```
-/// let error = bakery::Bakery::builder().bakers(bakery::MAX_BAKERS + 1).build().unwrap_err();
-/// assert!(matches!(error, bakery::BuildError::TooManyBakers { .. }));
+/// let error = bakehouse::Bakery::builder().bakers(bakehouse::MAX_BAKERS + 1).build().unwrap_err();
+/// assert!(matches!(error, bakehouse::BuildError::TooManyBakers { .. }));
 /// ```
 pub const MAX_BAKERS: usize = 0xFFFF;
 
