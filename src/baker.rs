@@ -30,6 +30,15 @@ pub struct Baker {
 }
 
 impl Baker {
+    /// Baker `index` of the bakery `registry`.
+    pub(crate) fn of(registry: &Arc<Registry>, index: usize) -> Baker {
+        Baker {
+            index,
+            name: registry.record(index).name().clone(),
+            registry: registry.clone(),
+        }
+    }
+
     /// The baker running the calling code, or `None` outside any bakery.
     ///
     /// # Examples

@@ -2,8 +2,9 @@
 
 use crate::builder::BakeryBuilder;
 use crate::engine::registry::Registry;
+use crate::engine::submit::{self, Fifo};
 use crate::engine::sync::{local, Arc};
-use crate::engine::{join, submit, task};
+use crate::engine::{join, task};
 use crate::error::{SetBakersError, ShutdownTimeoutError, TrySubmitError};
 use crate::order::{Order, OrderKind};
 use crate::scope::Scope;
@@ -47,6 +48,8 @@ use std::time::{Duration, Instant};
 /// fn assert_send_sync<T: Send + Sync>() {}
 /// assert_send_sync::<bakehouse::Bakery>();
 /// ```
+#[doc(alias = "ThreadPool")]
+#[doc(alias = "thread_pool")]
 pub struct Bakery {
     registry: Arc<Registry>,
     /// Set by `shutdown_timeout` when time ran out: dropping this handle must
@@ -108,6 +111,8 @@ impl Bakery {
     /// ```
     /// assert_eq!(bakehouse::Bakery::new(3).bakers(), 3);
     /// ```
+    #[doc(alias = "num_threads")]
+    #[doc(alias = "current_num_threads")]
     pub fn bakers(&self) -> usize {
         self.registry.target()
     }
@@ -156,6 +161,7 @@ impl Bakery {
     /// assert_eq!(total, 4950, "every order still ran");
     /// # Ok::<(), bakehouse::SetBakersError>(())
     /// ```
+    #[doc(alias = "set_num_threads")]
     pub fn set_bakers(&self, bakers: usize) -> Result<(), SetBakersError> {
         Registry::set_bakers(&self.registry, bakers)
     }
@@ -204,19 +210,68 @@ impl Bakery {
     /// let bread = bakery.submit(|| "sourdough".to_uppercase());
     /// assert_eq!(bread.join().unwrap(), "SOURDOUGH");
     /// ```
+    #[doc(alias = "spawn")]
+    #[doc(alias = "execute")]
     pub fn submit<F, T>(&self, order: F) -> Order<T>
     where
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        let registry = &*self.registry;
-        match submit::try_submit(registry, order, || self.order_kind()) {
-            Ok(raw) => Order::new(raw),
-            Err(order) => {
-                drop(order);
-                Order::new(task::rejected(self.order_kind(), registry.id()))
-            }
-        }
+        submit_to(&self.registry, order, Fifo::No)
+    }
+
+    /// Submits an order like [`submit`](Bakery::submit), to be taken in
+    /// submission order relative to the other FIFO orders submitted from
+    /// the same thread (rayon's `spawn_fifo`).
+    ///
+    /// What `submit` guarantees about order: from outside, orders enter a
+    /// shared queue in submission order, but a baker takes them in batches
+    /// onto its own deque, from which it takes the newest first; from a
+    /// baker, orders go onto its own deque, newest first. FIFO orders are
+    /// taken oldest first instead: those submitted by one baker's orders by
+    /// that baker or whoever steals them, those submitted from outside by
+    /// whichever baker. *Taken* in order, not finished in order: with more
+    /// than one baker, several run at once. FIFO orders and plain ones are
+    /// not ordered with respect to each other, nor FIFO orders submitted
+    /// from different bakers.
+    ///
+    /// An ordinary [`Order`] in every other respect: one allocation (the
+    /// queue it waits in keeps its capacity), join, cancel, `.await`.
+    ///
+    /// # Panics
+    ///
+    /// As [`submit`](Bakery::submit).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::{Arc, Mutex};
+    ///
+    /// let bakery = bakehouse::Bakery::new(1);
+    /// let log = Arc::new(Mutex::new(Vec::new()));
+    /// let inner = bakery.clone();
+    /// let log2 = log.clone();
+    /// bakery
+    ///     .submit(move || {
+    ///         // Submitted from the only baker: taken oldest first once
+    ///         // this order is done.
+    ///         for loaf in 0..4 {
+    ///             let log = log2.clone();
+    ///             inner.submit_fifo(move || log.lock().unwrap().push(loaf)).detach();
+    ///         }
+    ///     })
+    ///     .join()?;
+    /// bakery.shutdown();
+    /// assert_eq!(*log.lock().unwrap(), [0, 1, 2, 3]);
+    /// # Ok::<(), bakehouse::OrderError>(())
+    /// ```
+    #[doc(alias = "spawn_fifo")]
+    pub fn submit_fifo<F, T>(&self, order: F) -> Order<T>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        submit_to(&self.registry, order, Fifo::Yes)
     }
 
     /// Submits an order, or hands the closure back if the bakery no longer
@@ -240,7 +295,7 @@ impl Bakery {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        submit::try_submit(&self.registry, order, || self.order_kind())
+        submit::try_submit(&self.registry, order, || self.order_kind(), Fifo::No)
             .map(Order::new)
             .map_err(TrySubmitError)
     }
@@ -477,9 +532,12 @@ impl Bakery {
 
     /// The kind of this bakery's plain orders.
     fn order_kind(&self) -> OrderKind {
-        OrderKind {
-            panic_handler: self.registry.panic_handler().cloned(),
-        }
+        order_kind(&self.registry)
+    }
+
+    /// This bakery's registry, for the rest of the public face.
+    pub(crate) fn registry(&self) -> &Arc<Registry> {
+        &self.registry
     }
 
     /// Whether the calling thread is one of this bakery's bakers' threads,
@@ -493,6 +551,29 @@ impl Bakery {
     fn wait_for_bakers(&self, deadline: Option<Instant>) {
         if !self.on_own_baker() {
             let _ = self.registry.wait_for_bakers(deadline);
+        }
+    }
+}
+
+/// The kind of `registry`'s plain orders.
+fn order_kind(registry: &Registry) -> OrderKind {
+    OrderKind {
+        panic_handler: registry.panic_handler().cloned(),
+    }
+}
+
+/// `Bakery::submit` (or `submit_fifo`) on `registry`'s bakery: a rejected
+/// order once it no longer takes orders from the calling thread.
+pub(crate) fn submit_to<F, T>(registry: &Registry, order: F, fifo: Fifo) -> Order<T>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    match submit::try_submit(registry, order, || order_kind(registry), fifo) {
+        Ok(raw) => Order::new(raw),
+        Err(order) => {
+            drop(order);
+            Order::new(task::rejected(order_kind(registry), registry.id()))
         }
     }
 }

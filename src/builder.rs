@@ -25,6 +25,7 @@ use std::time::Duration;
 /// # Ok::<(), bakehouse::BuildError>(())
 /// ```
 #[must_use = "a builder does nothing until `build` is called"]
+#[doc(alias = "ThreadPoolBuilder")]
 pub struct BakeryBuilder {
     bakers: Option<usize>,
     max_bakers: Option<usize>,
@@ -87,6 +88,7 @@ impl BakeryBuilder {
     /// let bakery = bakehouse::Bakery::builder().bakers(2).build().unwrap();
     /// assert_eq!(bakery.bakers(), 2);
     /// ```
+    #[doc(alias = "num_threads")]
     pub fn bakers(mut self, bakers: usize) -> BakeryBuilder {
         self.bakers = Some(bakers);
         self

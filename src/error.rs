@@ -247,6 +247,12 @@ pub enum BuildError {
         #[source]
         source: io::Error,
     },
+    /// [`BakeryBuilder::build_global`](crate::BakeryBuilder::build_global)
+    /// was called when the global bakery already existed: configured by an
+    /// earlier `build_global`, or started with the defaults by a first use
+    /// of [`Bakery::global`](crate::Bakery::global).
+    #[error("the global bakery was already started")]
+    GlobalAlreadyStarted,
 }
 
 /// Why [`Bakery::set_bakers`](crate::Bakery::set_bakers) could not change

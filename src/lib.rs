@@ -25,9 +25,12 @@
 mod baker;
 mod bakery;
 mod blocking;
+mod broadcast;
 mod builder;
+mod current;
 mod engine;
 mod error;
+mod global;
 mod order;
 mod scope;
 
@@ -37,6 +40,7 @@ pub use crate::blocking::blocking;
 pub use crate::builder::{
     BakeryBuilder, DEFAULT_BLOCKING_THRESHOLD, DEFAULT_KEEP_ALIVE, DEFAULT_MAX_BAKERS,
 };
+pub use crate::current::{join, scope, submit, yield_now, Yield};
 pub use crate::engine::roster::MAX_BAKERS;
 pub use crate::error::{
     BuildError, JoinTimeoutError, OrderError, PanicError, SetBakersError, ShutdownTimeoutError,

@@ -87,6 +87,7 @@ impl TaskKind for OrderKind {
 /// let order = bakery.submit(move || *shared + 1);
 /// ```
 #[must_use = "dropping an `Order` detaches it: the order still runs, but its outcome is lost"]
+#[doc(alias = "JoinHandle")]
 pub struct Order<T> {
     raw: RawOrder<T>,
 }

@@ -28,7 +28,7 @@
 mod credits;
 
 use crate::engine::registry::Registry;
-use crate::engine::submit;
+use crate::engine::submit::{self, Fifo};
 use crate::engine::task::{self, RawOrder, TaskKind};
 use crate::engine::unwind;
 use crate::error::{JoinTimeoutError, OrderError, PanicError, TryJoinError};
@@ -119,7 +119,9 @@ impl TaskKind for ScopedKind {
 /// ```
 pub struct Scope<'scope, 'env: 'scope> {
     data: ScopeData,
-    registry: &'env Registry,
+    /// Only as long as the scope: the free [`scope`](crate::scope()) opens
+    /// one on a bakery it borrows for no longer than that.
+    registry: &'scope Registry,
     scope: PhantomData<&'scope mut &'scope ()>,
     env: PhantomData<&'env mut &'env ()>,
 }
@@ -151,7 +153,75 @@ impl<'scope, 'env> Scope<'scope, 'env> {
         F: FnOnce() -> T + Send + 'scope,
         T: Send + 'scope,
     {
-        let raw = match submit::try_submit(self.registry, order, || ScopedKind::new(&self.data)) {
+        self.submit_with(order, Fifo::No)
+    }
+
+    /// Submits an order like [`submit`](Scope::submit), to be taken in
+    /// submission order relative to the other FIFO orders submitted from
+    /// the same thread (rayon's `scope_fifo` spawns).
+    ///
+    /// Orders a baker submits with [`submit`](Scope::submit) go onto its
+    /// own deque, from which it takes the newest first (the best for caches
+    /// and for nested work); FIFO orders are taken oldest first, by that
+    /// baker or by whoever steals them. *Taken* in order, not finished in
+    /// order: several bakers may run them at once. From outside the bakery
+    /// the same holds among the FIFO orders submitted from outside.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Mutex;
+    ///
+    /// let bakery = bakehouse::Bakery::new(1);
+    /// let log = Mutex::new(Vec::new());
+    /// bakery.install(|| {
+    ///     bakery.scope(|s| {
+    ///         for tray in 0..4 {
+    ///             let log = &log;
+    ///             s.submit_fifo(move || log.lock().unwrap().push(tray));
+    ///         }
+    ///     });
+    /// });
+    /// // One baker: it took them oldest first.
+    /// assert_eq!(*log.lock().unwrap(), [0, 1, 2, 3]);
+    /// ```
+    pub fn submit_fifo<F, T>(&'scope self, order: F) -> ScopedOrder<'scope, T>
+    where
+        F: FnOnce() -> T + Send + 'scope,
+        T: Send + 'scope,
+    {
+        self.submit_with(order, Fifo::Yes)
+    }
+
+    /// Submits one order per baker present now, each for that baker alone
+    /// (see [`Bakery::broadcast`](crate::Bakery::broadcast)); the handles
+    /// come in index order.
+    pub(crate) fn submit_to_each<F, T>(
+        &'scope self,
+        mut order_for: impl FnMut(usize) -> F,
+    ) -> Vec<ScopedOrder<'scope, T>>
+    where
+        F: FnOnce() -> T + Send + 'scope,
+        T: Send + 'scope,
+    {
+        submit::submit_to_each(self.registry, |index| {
+            (order_for(index), ScopedKind::new(&self.data))
+        })
+        .into_iter()
+        .map(|(_, raw)| ScopedOrder {
+            raw,
+            scope: PhantomData,
+        })
+        .collect()
+    }
+
+    fn submit_with<F, T>(&'scope self, order: F, fifo: Fifo) -> ScopedOrder<'scope, T>
+    where
+        F: FnOnce() -> T + Send + 'scope,
+        T: Send + 'scope,
+    {
+        let kind = || ScopedKind::new(&self.data);
+        let raw = match submit::try_submit(self.registry, order, kind, fifo) {
             Ok(raw) => raw,
             // The pool no longer takes orders from this thread: run it here,
             // so that scoped work is never lost.
@@ -163,7 +233,7 @@ impl<'scope, 'env> Scope<'scope, 'env> {
         }
     }
 
-    pub(crate) fn run<F, R>(registry: &'env Registry, body: F) -> R
+    pub(crate) fn run<F, R>(registry: &Registry, body: F) -> R
     where
         F: for<'s> FnOnce(&'s Scope<'s, 'env>) -> R,
     {

@@ -25,6 +25,7 @@
 //! sleep slot, whose lock orders them. So they are left out of the loom
 //! models (see [`crate::engine::sync::unmodelled`]).
 
+use crate::engine::fifo::FifoQueue;
 use crate::engine::job::JobRef;
 use crate::engine::sleep::Slot;
 use crate::engine::sync::unmodelled::{AtomicBool, AtomicUsize};
@@ -90,6 +91,15 @@ pub(crate) struct BakerRecord {
     /// The kernel's id of the thread holding the index, or 0 if unknown.
     os_thread: AtomicUsize,
     slot: CachePadded<Slot>,
+    /// The FIFO orders this baker's orders submitted (see
+    /// [`crate::engine::fifo`]).
+    fifo: FifoQueue,
+    /// Jobs for this baker alone (a broadcast's), pushed under the staff
+    /// lock while the index holds a thread; see [`BakerRecord::deliver`].
+    /// A plain lock, left out of the loom models.
+    inbox: parking_lot::Mutex<Vec<JobRef>>,
+    /// Whether `inbox` may hold a job: the baker's cheap look.
+    inbox_pending: AtomicBool,
 }
 
 impl BakerRecord {
@@ -109,6 +119,9 @@ impl BakerRecord {
             detected_blocked: AtomicBool::new(false),
             os_thread: AtomicUsize::new(0),
             slot: CachePadded::new(Slot::new()),
+            fifo: FifoQueue::new(),
+            inbox: parking_lot::Mutex::new(Vec::new()),
+            inbox_pending: AtomicBool::new(false),
         }
     }
 
@@ -121,6 +134,53 @@ impl BakerRecord {
     /// The baker's name.
     pub(crate) fn name(&self) -> &Arc<str> {
         &self.name
+    }
+
+    /// Puts a job in this baker's inbox, for it alone to run.
+    ///
+    /// The protocol: jobs are delivered under the staff lock, only while
+    /// the index holds a thread (its activity is not `Vacant`), and a
+    /// thread gives its index up under the staff lock too, taking whatever
+    /// its inbox holds to run before it exits ([`take_inbox`]); so no job
+    /// is delivered to an index nobody will look at. Between orders the
+    /// baker looks at `inbox_pending`, and it looks again under its sleep
+    /// slot's lock before sleeping, while the deliverer wakes it through
+    /// that same lock after delivering: either the baker sees the job, or
+    /// the wake-up finds it asleep.
+    ///
+    /// [`take_inbox`]: BakerRecord::take_inbox
+    pub(crate) fn deliver(&self, job: JobRef) {
+        self.inbox.lock().push(job);
+        self.inbox_pending.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether the inbox may hold a job.
+    #[inline]
+    pub(crate) fn has_inbox(&self) -> bool {
+        self.inbox_pending.load(Ordering::Relaxed)
+    }
+
+    /// Takes the oldest job in the inbox, if any.
+    pub(crate) fn take_from_inbox(&self) -> Option<JobRef> {
+        let mut inbox = self.inbox.lock();
+        let job = (!inbox.is_empty()).then(|| inbox.remove(0));
+        if inbox.is_empty() {
+            self.inbox_pending.store(false, Ordering::Relaxed);
+        }
+        job
+    }
+
+    /// Takes every job in the inbox, for a thread giving up the index.
+    pub(crate) fn take_inbox(&self) -> Vec<JobRef> {
+        let mut inbox = self.inbox.lock();
+        self.inbox_pending.store(false, Ordering::Relaxed);
+        std::mem::take(&mut *inbox)
+    }
+
+    /// The queue of the FIFO orders submitted on this baker.
+    #[inline]
+    pub(crate) fn fifo(&self) -> &FifoQueue {
+        &self.fifo
     }
 
     /// The baker's sleep slot.

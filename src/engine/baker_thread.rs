@@ -5,11 +5,14 @@
 //!
 //! 1. its own deque (LIFO: the newest local order first, the best for caches
 //!    and for fork-join);
-//! 2. the injector, taking up to 32 orders at once into its own deque so
+//! 2. its inbox: jobs for it alone, a broadcast's (see
+//!    [`BakerRecord::deliver`]), looked at from every wait, even past the
+//!    stack budget below, since nobody else may run them;
+//! 3. the injector, taking up to 32 orders at once into its own deque so
 //!    the next ones cost no lock (and colleagues can still steal them); every
 //!    61st look it takes one order from the injector first, so a stream of
 //!    local work cannot starve orders from outside;
-//! 3. the other bakers' deques, starting from a random one (as rayon-core
+//! 4. the other bakers' deques, starting from a random one (as rayon-core
 //!    does) so thieves spread out, stealing the oldest order (FIFO end).
 //!
 //! A baker that finds nothing searches for a few rounds, yielding its core
@@ -259,6 +262,19 @@ impl BakerThread {
         }
     }
 
+    /// A job for this baker alone (a broadcast's), from any wait: nobody
+    /// else may run it. Looked for once the baker's own deque is empty, so
+    /// what its orders queued runs first, as rayon-core's broadcasts do.
+    #[inline]
+    fn take_from_inbox(&self) -> Option<JobRef> {
+        let record = self.record();
+        if record.has_inbox() {
+            record.take_from_inbox()
+        } else {
+            None
+        }
+    }
+
     /// One look for work, as far as `reach` allows.
     #[inline]
     fn find_work(&self, reach: Reach) -> Option<JobRef> {
@@ -274,22 +290,44 @@ impl BakerThread {
                     }
                 }
                 self.take_local()
+                    .or_else(|| self.take_from_inbox())
                     .or_else(|| self.registry.take_injected(&self.worker))
                     .or_else(|| self.steal())
             }
-            Reach::OwnDeque => self.take_local().or_else(|| {
-                // Under `shutdown_now` the injector may hold this baker's own
-                // forks, moved there by `Registry::cancel_queued_now`. Orders
-                // taken from it now are cancelled, not run; only work already
-                // under way still runs. One at a time, not a batch: a batch
-                // could carry other waiting bakers' forks into this deque,
-                // where they would stay once this baker's own wait ends.
-                if self.registry.mode() == Mode::CancelOrRun {
-                    self.registry.pop_injected()
-                } else {
-                    None
-                }
-            }),
+            Reach::OwnDeque => self
+                .take_local()
+                .or_else(|| self.take_from_inbox())
+                .or_else(|| {
+                    // Under `shutdown_now` the injector may hold this baker's own
+                    // forks, moved there by `Registry::cancel_queued_now`. Orders
+                    // taken from it now are cancelled, not run; only work already
+                    // under way still runs. One at a time, not a batch: a batch
+                    // could carry other waiting bakers' forks into this deque,
+                    // where they would stay once this baker's own wait ends.
+                    if self.registry.mode() == Mode::CancelOrRun {
+                        self.registry.pop_injected()
+                    } else {
+                        None
+                    }
+                }),
+        }
+    }
+
+    /// Runs one job from the queues if there is one, as far as the stack
+    /// budget lets a wait reach (see the module docs). Returns whether it
+    /// ran one.
+    pub(crate) fn yield_now(&self) -> bool {
+        let reach = if stack_address().abs_diff(self.stack_base) < self.help_stack {
+            Reach::Everywhere
+        } else {
+            Reach::OwnDeque
+        };
+        match self.find_work(reach) {
+            Some(job) => {
+                self.execute(job);
+                true
+            }
+            None => false,
         }
     }
 
@@ -376,6 +414,7 @@ impl BakerThread {
                 // the move, and takes the slot's lock to do it.
                 let keep_sleeping = || {
                     probe.may_sleep()
+                        && !self.record().has_inbox()
                         && (counted
                             || self.registry.mode() != Mode::CancelOrRun
                             || self.registry.injector_is_empty())
@@ -553,8 +592,6 @@ pub(crate) fn run(registry: Arc<Registry>, index: usize, stack_size: usize) {
     }
     if retiring {
         baker.hand_over_deque();
-    } else {
-        record.set_activity(Activity::Vacant);
     }
     std::mem::forget(abort);
     // Work drained from here on runs as outside work: it cannot push onto
@@ -563,8 +600,16 @@ pub(crate) fn run(registry: Arc<Registry>, index: usize, stack_size: usize) {
     let BakerThread {
         worker, registry, ..
     } = baker;
-    if retiring {
-        registry.retired(index, worker);
+    // The index is given up under the staff lock, with whatever its inbox
+    // still holds: jobs for this baker alone, which it runs on its way out
+    // (see `BakerRecord::deliver`).
+    let leftovers = if retiring {
+        registry.retired(index, worker)
+    } else {
+        registry.left(index)
+    };
+    for job in leftovers {
+        job.execute(registry.mode());
     }
     registry.baker_leaving();
     registry.baker_left();

@@ -4,6 +4,7 @@
 
 pub(crate) mod baker_record;
 pub(crate) mod baker_thread;
+pub(crate) mod fifo;
 pub(crate) mod injector;
 pub(crate) mod job;
 pub(crate) mod join;

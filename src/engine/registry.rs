@@ -17,6 +17,7 @@ pub(crate) mod shutdown;
 pub(crate) mod staff;
 
 use crate::engine::baker_record::{Activity, BakerRecord};
+use crate::engine::fifo::FifoQueue;
 use crate::engine::injector::Injector;
 use crate::engine::job::{JobRef, Mode};
 use crate::engine::monitor::Monitor;
@@ -71,6 +72,8 @@ impl RegistryId {
 pub(crate) struct Registry {
     id: RegistryId,
     injector: Injector,
+    /// The FIFO orders submitted from outside (see [`super::fifo`]).
+    fifo: FifoQueue,
     roster: Roster,
     sleep: Sleep,
     closed: AtomicBool,
@@ -128,6 +131,7 @@ impl Registry {
         Registry {
             id: RegistryId::next(),
             injector: Injector::new(),
+            fifo: FifoQueue::new(),
             roster: Roster::new(parts.max_bakers),
             sleep: Sleep::new(),
             closed: AtomicBool::new(false),
@@ -230,6 +234,12 @@ impl Registry {
         }
         self.sleep.new_work(&self.roster);
         None
+    }
+
+    /// The queue of the FIFO orders submitted from outside.
+    #[inline]
+    pub(crate) fn fifo(&self) -> &FifoQueue {
+        &self.fifo
     }
 
     /// A fork became visible on a baker's own deque (no fence: the forking

@@ -406,14 +406,43 @@ impl Registry {
     }
 
     /// A retiring baker gives back its index and its deque's owner end,
-    /// and never touches its record again.
-    pub(crate) fn retired(&self, index: usize, worker: Worker<JobRef>) {
+    /// and never touches its record again. Returns what its inbox held, for
+    /// it to run on its way out (see [`BakerRecord::deliver`]).
+    pub(crate) fn retired(&self, index: usize, worker: Worker<JobRef>) -> Vec<JobRef> {
         let mut staff = self.staff.lock();
         let record = self.roster.record(index);
         record.set_activity(Activity::Vacant);
         record.set_os_thread(None);
         record.put_worker(worker);
         staff.free.push(Reverse(index));
+        record.take_inbox()
+    }
+
+    /// A baker leaving a closed bakery gives up its index (its deque is
+    /// empty). Returns what its inbox held, for it to run on its way out.
+    pub(crate) fn left(&self, index: usize) -> Vec<JobRef> {
+        let _staff = self.staff.lock();
+        let record = self.roster.record(index);
+        record.set_activity(Activity::Vacant);
+        record.take_inbox()
+    }
+
+    /// Delivers a job made by `job_for` to the inbox of every baker whose
+    /// index holds a thread now, in index order, and wakes each. Returns
+    /// the indices served. The protocol is at [`BakerRecord::deliver`].
+    pub(crate) fn deliver_to_each(&self, mut job_for: impl FnMut(usize) -> JobRef) -> Vec<usize> {
+        let staff = self.staff.lock();
+        let served: Vec<usize> = (0..self.roster.len())
+            .filter(|&index| self.roster.record(index).activity() != Activity::Vacant)
+            .collect();
+        for &index in &served {
+            self.roster.record(index).deliver(job_for(index));
+        }
+        drop(staff);
+        for &index in &served {
+            self.wake_baker(index);
+        }
+        served
     }
 
     /// The most bakers the bakery may hold.

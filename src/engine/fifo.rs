@@ -1,0 +1,88 @@
+//! Orders that run in the order they were submitted: a FIFO queue behind a
+//! stand-in on the ordinary queues.
+//!
+//! A baker's own deque is LIFO for the baker (the newest first: the best for
+//! caches and for fork-join), and a batch it takes from the injector lands
+//! there too. An order submitted with `submit_fifo` is put at the back of a
+//! [`FifoQueue`] instead, and a stand-in [`JobRef`] pointing at the queue
+//! goes where the order would have gone (the baker's deque, or the
+//! injector). Whoever takes a stand-in, the owner or a thief, in whatever
+//! order, runs the *oldest* order of its queue: so the orders of one queue
+//! are taken in the order they were submitted (rayon-core's `JobFifo` works
+//! the same way).
+//!
+//! Why nothing is lost or run twice: every push adds one order to the queue
+//! and one stand-in to the ordinary queues, and every stand-in, executed
+//! once like any job, removes exactly one order, so the queue never holds
+//! fewer orders than there are stand-ins still queued. A stand-in asked to
+//! cancel (`shutdown_now`'s sweep) whose order cannot be cancelled puts that
+//! order back at the front and reports that it consumed nothing, so the
+//! count still matches. The queue lives in the baker's record or in the
+//! registry, both of which outlive every queued job.
+//!
+//! One queue per baker (for orders its orders submit) and one per bakery
+//! (for orders from outside): orders submitted from the same place are
+//! taken in submission order; orders submitted from different bakers are
+//! not ordered with respect to each other.
+
+use crate::engine::job::{Job, JobRef, Mode};
+use std::collections::VecDeque;
+use std::ptr::NonNull;
+
+/// The FIFO queue behind the stand-ins of one baker, or of one bakery's
+/// orders from outside.
+pub(crate) struct FifoQueue {
+    /// A plain lock, left out of the loom models: nothing inside it blocks
+    /// or touches what the models watch.
+    jobs: parking_lot::Mutex<VecDeque<JobRef>>,
+}
+
+impl FifoQueue {
+    pub(crate) fn new() -> FifoQueue {
+        FifoQueue {
+            jobs: parking_lot::Mutex::new(VecDeque::new()),
+        }
+    }
+
+    /// Puts `job` at the back of the queue and returns the stand-in to
+    /// queue in its place.
+    ///
+    /// # Safety
+    ///
+    /// The queue must stay where it is until the stand-in has been executed
+    /// (true of a baker's record and of a registry, which outlive every job
+    /// queued in their bakery).
+    pub(crate) unsafe fn push(&self, job: JobRef) -> JobRef {
+        self.jobs.lock().push_back(job);
+        // SAFETY: the caller keeps the queue in place until the stand-in is
+        // executed; the orders it runs are `Send`, as every queued job is.
+        unsafe { JobRef::new(NonNull::from(self)) }
+    }
+}
+
+impl Job for FifoQueue {
+    unsafe fn execute(this: NonNull<Self>, mode: Mode) -> bool {
+        // SAFETY: the pusher keeps the queue in place until every stand-in
+        // pointing at it has been executed, and this is one of them.
+        let queue = unsafe { this.as_ref() };
+        let Some(job) = queue.jobs.lock().pop_front() else {
+            // Impossible: one order was pushed for every stand-in, and each
+            // stand-in takes one (see the module docs).
+            debug_assert!(false, "a FIFO stand-in found its queue empty");
+            return true;
+        };
+        match mode {
+            Mode::CancelOrKeep => match job.try_cancel() {
+                Ok(()) => true,
+                Err(job) => {
+                    queue.jobs.lock().push_front(job);
+                    false
+                }
+            },
+            mode => {
+                job.execute(mode);
+                true
+            }
+        }
+    }
+}
