@@ -247,3 +247,48 @@ fn blocking_on_the_only_baker_starts_a_stand_in() {
         bakery.shutdown();
     });
 }
+
+/// A broadcast racing the only baker falling asleep: the baker runs its
+/// share exactly once and the caller gets its result. Fails if the baker
+/// stops looking at its inbox under its sleep slot's lock (drop
+/// `!self.record().has_inbox()` from `keep_sleeping` in `work_until`): it
+/// then sleeps through a delivery whose wake-up came just before it slept.
+#[test]
+fn broadcast_races_the_baker_falling_asleep() {
+    loom::model(|| {
+        let bakery = Bakery::new(1);
+        let indices = bakery.broadcast(|baker| baker.index());
+        assert_eq!(indices, [0]);
+        bakery.shutdown();
+    });
+}
+
+/// A broadcast racing shutdown: the baker runs its share in its loop or on
+/// its way out, or had left before the delivery and is not counted; the
+/// caller never waits for ever. Fails if a baker leaving stops running what
+/// its inbox holds (`left` returning an empty `Vec`).
+#[test]
+fn broadcast_races_shutdown() {
+    loom::model(|| {
+        let bakery = Bakery::new(1);
+        let side_door = bakery.clone();
+        let broadcaster = loom::thread::spawn(move || side_door.broadcast(|baker| baker.index()));
+        bakery.shutdown();
+        let indices = broadcaster.join().unwrap();
+        assert!(indices == [0] || indices.is_empty(), "{indices:?}");
+    });
+}
+
+/// Two FIFO orders from outside while the only baker falls asleep: each
+/// stand-in runs one order, oldest first, and both handles see their value.
+#[test]
+fn fifo_orders_race_the_baker_falling_asleep() {
+    loom::model(|| {
+        let bakery = Bakery::new(1);
+        let first = bakery.submit_fifo(|| 1);
+        let second = bakery.submit_fifo(|| 2);
+        assert_eq!(second.join().unwrap(), 2);
+        assert_eq!(first.join().unwrap(), 1);
+        bakery.shutdown();
+    });
+}

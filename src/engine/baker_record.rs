@@ -29,7 +29,7 @@ use crate::engine::fifo::FifoQueue;
 use crate::engine::job::JobRef;
 use crate::engine::sleep::Slot;
 use crate::engine::sync::unmodelled::{AtomicBool, AtomicUsize};
-use crate::engine::sync::{Ordering, Stealer, Worker};
+use crate::engine::sync::{self, Mutex, Ordering, Stealer, Worker};
 use crossbeam_utils::CachePadded;
 use std::sync::Arc;
 
@@ -96,10 +96,9 @@ pub(crate) struct BakerRecord {
     fifo: FifoQueue,
     /// Jobs for this baker alone (a broadcast's), pushed under the staff
     /// lock while the index holds a thread; see [`BakerRecord::deliver`].
-    /// A plain lock, left out of the loom models.
-    inbox: parking_lot::Mutex<Vec<JobRef>>,
+    inbox: Mutex<Vec<JobRef>>,
     /// Whether `inbox` may hold a job: the baker's cheap look.
-    inbox_pending: AtomicBool,
+    inbox_pending: sync::AtomicBool,
 }
 
 impl BakerRecord {
@@ -120,8 +119,8 @@ impl BakerRecord {
             os_thread: AtomicUsize::new(0),
             slot: CachePadded::new(Slot::new()),
             fifo: FifoQueue::new(),
-            inbox: parking_lot::Mutex::new(Vec::new()),
-            inbox_pending: AtomicBool::new(false),
+            inbox: Mutex::new(Vec::new()),
+            inbox_pending: sync::AtomicBool::new(false),
         }
     }
 

@@ -26,21 +26,20 @@
 //! not ordered with respect to each other.
 
 use crate::engine::job::{Job, JobRef, Mode};
+use crate::engine::sync::Mutex;
 use std::collections::VecDeque;
 use std::ptr::NonNull;
 
 /// The FIFO queue behind the stand-ins of one baker, or of one bakery's
 /// orders from outside.
 pub(crate) struct FifoQueue {
-    /// A plain lock, left out of the loom models: nothing inside it blocks
-    /// or touches what the models watch.
-    jobs: parking_lot::Mutex<VecDeque<JobRef>>,
+    jobs: Mutex<VecDeque<JobRef>>,
 }
 
 impl FifoQueue {
     pub(crate) fn new() -> FifoQueue {
         FifoQueue {
-            jobs: parking_lot::Mutex::new(VecDeque::new()),
+            jobs: Mutex::new(VecDeque::new()),
         }
     }
 
