@@ -292,3 +292,21 @@ fn fifo_orders_race_the_baker_falling_asleep() {
         bakery.shutdown();
     });
 }
+
+/// Two shutdowns racing through two handles: both return, whichever of
+/// them joins the baker's thread, and the other waits for that join rather
+/// than returning early or waiting for ever. Fails if the joiner stops
+/// notifying `joined` in `Registry::wait_for_bakers` (a deadlock). That the
+/// second call waits for the thread's end (its thread-local destructors) is
+/// shown by `every_concurrent_shutdown_returns_only_once_the_threads_are_gone`
+/// in `tests/hostile.rs`: loom does not run thread-local destructors.
+#[test]
+fn two_shutdowns_race() {
+    loom::model(|| {
+        let bakery = Bakery::new(1);
+        let other = bakery.clone();
+        let closer = loom::thread::spawn(move || other.shutdown());
+        bakery.shutdown();
+        closer.join().unwrap();
+    });
+}
