@@ -224,10 +224,12 @@ impl Bakery {
     /// submission order relative to the other FIFO orders submitted from
     /// the same thread (rayon's `spawn_fifo`).
     ///
-    /// What `submit` guarantees about order: from outside, orders enter a
-    /// shared queue in submission order, but a baker takes them in batches
-    /// onto its own deque, from which it takes the newest first; from a
-    /// baker, orders go onto its own deque, newest first. FIFO orders are
+    /// What `submit` guarantees about order: from a baker, orders go onto
+    /// its own deque, which it takes newest first; from outside, orders
+    /// enter a shared queue in submission order and a baker takes them in
+    /// batches, oldest first, but a colleague steals from the other end of
+    /// its batch, and a baker runs what its own orders queued before the
+    /// next order from outside, so nothing is promised. FIFO orders are
     /// taken oldest first instead: those submitted by one baker's orders by
     /// that baker or whoever steals them, those submitted from outside by
     /// whichever baker. *Taken* in order, not finished in order: with more

@@ -165,8 +165,7 @@ fn submit_fifo_lifo_order() {
 
 #[test]
 fn fifo_orders_from_outside_are_taken_in_submission_order() {
-    // From outside, plain orders reach the only baker in batches it takes
-    // newest first; FIFO orders come oldest first.
+    // From outside, FIFO orders are promised to be taken oldest first.
     let bakery = Bakery::new(1);
     let (gate_tx, gate_rx) = mpsc::channel::<()>();
     let (started_tx, started_rx) = mpsc::channel();
