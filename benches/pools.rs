@@ -23,6 +23,14 @@
 //!   thread runs its own `pool.scope`), and a channel per thread where one
 //!   is needed. Starting the 4 threads is timed too, the same for every
 //!   pool.
+//! * `tiny_orders_cold`: the `tiny_orders` burst meeting pools whose
+//!   threads are asleep, as a real burst does: each timed burst follows an
+//!   untimed 5 ms pause, and is timed from its first submit to its last
+//!   result (`iter_custom`). bakery, `rayon` (scope + spawn), threadpool and
+//!   executors (`execute` + a channel).
+//! * `tiny_orders_submitters`: the same cold burst split over 1, 2, 4 and 8
+//!   submitting threads (`<pool>_<n>`), to show how the entry queue copes
+//!   with contention as submitters grow.
 //! * `fork_join_fib`: fib(25) with a `join` at every call with n >= 2 and
 //!   no sequential cutoff (121,392 joins), so it measures the cost of a join.
 //!   `sequential` is the same recursion with plain calls. Both pools enter
@@ -385,6 +393,160 @@ fn tiny_orders_shared(c: &mut Criterion, threads: usize) {
         })
     });
 
+    group.finish();
+    pools.shutdown();
+}
+
+// ---------------------------------------------------------------------------
+// tiny_orders_cold and tiny_orders_submitters
+// ---------------------------------------------------------------------------
+
+/// How long the pools rest before each timed burst: long enough for every
+/// pool's threads to stop searching and fall asleep.
+const COLD_PAUSE: Duration = Duration::from_millis(5);
+
+/// Times `burst` `iters` times, each after a `COLD_PAUSE` that is not timed:
+/// a burst that meets a pool asleep, as a real burst does.
+fn cold(iters: u64, mut burst: impl FnMut()) -> Duration {
+    let mut total = Duration::ZERO;
+    for _ in 0..iters {
+        thread::sleep(COLD_PAUSE);
+        let start = Instant::now();
+        burst();
+        total += start.elapsed();
+    }
+    total
+}
+
+/// The group for cold bursts: few samples, since each burst pauses first.
+fn cold_group<'a>(
+    c: &'a mut Criterion,
+    name: &str,
+) -> BenchmarkGroup<'a, criterion::measurement::WallTime> {
+    let mut group = c.benchmark_group(name);
+    group
+        .sampling_mode(SamplingMode::Flat)
+        .sample_size(10)
+        .warm_up_time(Duration::from_millis(300))
+        .measurement_time(Duration::from_secs(2));
+    group
+}
+
+/// Runs `submitter(first, last)` on `submitters` threads at once, each with
+/// its own share of the orders, and returns the sum of what they return.
+/// One submitter runs on the calling thread.
+fn shared_by(submitters: u64, submitter: impl Fn(u64, u64) -> u64 + Sync) -> u64 {
+    if submitters == 1 {
+        return submitter(0, TINY_ORDERS);
+    }
+    let share = TINY_ORDERS / submitters;
+    thread::scope(|s| {
+        let threads: Vec<_> = (0..submitters)
+            .map(|k| {
+                let submitter = &submitter;
+                s.spawn(move || submitter(k * share, (k + 1) * share))
+            })
+            .collect();
+        threads
+            .into_iter()
+            .map(|thread| thread.join().expect("a submitter finishes"))
+            .sum()
+    })
+}
+
+/// The tiny orders `first..last` on each pool, every result collected.
+fn bakery_burst(bakery: &Bakery, first: u64, last: u64) -> u64 {
+    let orders: Vec<_> = (first..last)
+        .map(|i| bakery.submit(move || tiny(i)))
+        .collect();
+    orders
+        .into_iter()
+        .map(|order| order.join().expect("a tiny order succeeds"))
+        .sum()
+}
+
+fn rayon_burst(rayon: &rayon::ThreadPool, slots: &[AtomicU64], first: u64, last: u64) -> u64 {
+    let slots = &slots[first as usize..last as usize];
+    rayon.scope(|s| {
+        for (i, slot) in (first..).zip(slots) {
+            s.spawn(move |_| slot.store(tiny(i), Ordering::Relaxed));
+        }
+    });
+    slots.iter().map(|slot| slot.load(Ordering::Relaxed)).sum()
+}
+
+/// `submitters` threads each submitting their share of `TINY_ORDERS` tiny
+/// orders to pools that start asleep, every result collected, timed from
+/// the first submit; ids `<pool>_<submitters>`.
+fn cold_bursts(
+    group: &mut BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    name: &str,
+    pools: &Pools,
+    submitters: u64,
+    suffix: &str,
+) {
+    let expected: u64 = (0..TINY_ORDERS).map(tiny).sum();
+    let bakery = &pools.bakery;
+    bench(group, name, &format!("bakery{suffix}"), |b| {
+        b.iter_custom(|iters| {
+            cold(iters, || {
+                let sum = shared_by(submitters, |first, last| bakery_burst(bakery, first, last));
+                assert_eq!(sum, expected);
+            })
+        })
+    });
+    let rayon = &pools.rayon;
+    let slots: Vec<AtomicU64> = (0..TINY_ORDERS).map(|_| AtomicU64::new(0)).collect();
+    bench(group, name, &format!("rayon{suffix}"), |b| {
+        b.iter_custom(|iters| {
+            cold(iters, || {
+                let sum = shared_by(submitters, |first, last| {
+                    rayon_burst(rayon, &slots, first, last)
+                });
+                assert_eq!(sum, expected);
+            })
+        })
+    });
+    let threadpool = &pools.threadpool;
+    bench(group, name, &format!("threadpool{suffix}"), |b| {
+        b.iter_custom(|iters| {
+            cold(iters, || {
+                let sum = shared_by(submitters, |first, last| {
+                    via_channel!(first, last, |job| threadpool.execute(job))
+                });
+                assert_eq!(sum, expected);
+            })
+        })
+    });
+    let executors = &pools.executors;
+    bench(group, name, &format!("executors{suffix}"), |b| {
+        b.iter_custom(|iters| {
+            cold(iters, || {
+                let sum = shared_by(submitters, |first, last| {
+                    via_channel!(first, last, |job| executors.execute(job))
+                });
+                assert_eq!(sum, expected);
+            })
+        })
+    });
+}
+
+fn tiny_orders_cold(c: &mut Criterion, threads: usize) {
+    const GROUP: &str = "tiny_orders_cold";
+    let pools = Pools::new(threads);
+    let mut group = cold_group(c, GROUP);
+    cold_bursts(&mut group, GROUP, &pools, 1, "");
+    group.finish();
+    pools.shutdown();
+}
+
+fn tiny_orders_submitters(c: &mut Criterion, threads: usize) {
+    const GROUP: &str = "tiny_orders_submitters";
+    let pools = Pools::new(threads);
+    let mut group = cold_group(c, GROUP);
+    for submitters in [1, 2, 4, 8] {
+        cold_bursts(&mut group, GROUP, &pools, submitters, &format!("_{submitters}"));
+    }
     group.finish();
     pools.shutdown();
 }
@@ -1003,6 +1165,8 @@ fn main() {
     println!("every pool runs {threads} threads");
     tiny_orders(&mut c, threads);
     tiny_orders_shared(&mut c, threads);
+    tiny_orders_cold(&mut c, threads);
+    tiny_orders_submitters(&mut c, threads);
     fork_join_fib(&mut c, threads);
     fork_join_sort(&mut c, threads);
     order_tree(&mut c, threads);
