@@ -545,7 +545,13 @@ fn tiny_orders_submitters(c: &mut Criterion, threads: usize) {
     let pools = Pools::new(threads);
     let mut group = cold_group(c, GROUP);
     for submitters in [1, 2, 4, 8] {
-        cold_bursts(&mut group, GROUP, &pools, submitters, &format!("_{submitters}"));
+        cold_bursts(
+            &mut group,
+            GROUP,
+            &pools,
+            submitters,
+            &format!("_{submitters}"),
+        );
     }
     group.finish();
     pools.shutdown();

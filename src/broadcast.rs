@@ -3,7 +3,7 @@
 use crate::baker::Baker;
 use crate::bakery::Bakery;
 use crate::engine::unwind;
-use crate::error::OrderError;
+use parking_lot::Mutex;
 
 impl Bakery {
     /// Runs `f` once on every baker of this bakery and returns the results
@@ -51,30 +51,36 @@ impl Bakery {
     {
         let registry = self.registry();
         let f = &f;
-        let outcomes: Vec<Result<R, OrderError>> = self.scope(|s| {
-            let orders = s.submit_to_each(|index| move || f(&Baker::of(registry, index)));
-            orders.into_iter().map(|order| order.join()).collect()
+        // Each share leaves its outcome here and its handle is dropped at
+        // once: joining a share from a baker could run it right there, on the
+        // wrong baker, while the scope's own wait only takes work that
+        // anyone may run (a share sits in its baker's inbox, out of reach).
+        let outcomes: Mutex<Vec<(usize, std::thread::Result<R>)>> = Mutex::new(Vec::new());
+        self.scope(|s| {
+            let outcomes = &outcomes;
+            for share in s.submit_to_each(|index| {
+                move || {
+                    let outcome = unwind::halt_unwinding(|| f(&Baker::of(registry, index)));
+                    outcomes.lock().push((index, outcome));
+                }
+            }) {
+                drop(share);
+            }
         });
+        let mut outcomes = outcomes.into_inner();
+        outcomes.sort_unstable_by_key(|&(index, _)| index);
         let mut results = Vec::with_capacity(outcomes.len());
         let mut first_panic = None;
-        for outcome in outcomes {
+        for (_, outcome) in outcomes {
             match outcome {
                 Ok(value) => results.push(value),
-                Err(OrderError::Panicked(panic)) => {
-                    if first_panic.is_none() {
-                        first_panic = Some(panic);
-                    } else {
-                        unwind::quietly(|| drop(panic));
-                    }
-                }
-                // A broadcast's orders have no handle anyone could cancel,
-                // and a baker's inbox rejects nothing.
-                Err(other) => unreachable!("a broadcast order ended as {other}"),
+                Err(payload) if first_panic.is_none() => first_panic = Some(payload),
+                Err(payload) => unwind::quietly(|| drop(payload)),
             }
         }
-        if let Some(panic) = first_panic {
+        if let Some(payload) = first_panic {
             unwind::quietly(|| drop(results));
-            panic.resume();
+            unwind::resume_unwinding(payload);
         }
         results
     }

@@ -265,8 +265,9 @@ fn broadcast_races_the_baker_falling_asleep() {
 
 /// A broadcast racing shutdown: the baker runs its share in its loop or on
 /// its way out, or had left before the delivery and is not counted; the
-/// caller never waits for ever. Fails if a baker leaving stops running what
-/// its inbox holds (`left` returning an empty `Vec`).
+/// caller never waits for ever. Fails if a baker going home stops looking
+/// at its inbox before it says it is vacant (`leave_if_inbox_empty`
+/// ignoring `has_inbox`): a share delivered just before is never run.
 #[test]
 fn broadcast_races_shutdown() {
     loom::model(|| {

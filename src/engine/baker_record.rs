@@ -139,17 +139,17 @@ impl BakerRecord {
     ///
     /// The protocol: jobs are delivered under the staff lock, only while
     /// the index holds a thread (its activity is not `Vacant`), and a
-    /// thread gives its index up under the staff lock too, taking whatever
-    /// its inbox holds to run before it exits ([`take_inbox`]); so no job
-    /// is delivered to an index nobody will look at. Between orders the
+    /// thread says it is `Vacant` under the staff lock too, and only with an
+    /// empty inbox (`Registry::leave_if_inbox_empty`; otherwise it runs the
+    /// jobs, as itself, and tries again); so no job is delivered to an
+    /// index nobody will look at, and every job runs on its baker. Between orders the
     /// baker looks at `inbox_pending`, and it looks again under its sleep
     /// slot's lock before sleeping, while the deliverer wakes it through
     /// that same lock after delivering: either the baker sees the job, or
     /// the wake-up finds it asleep.
-    ///
-    /// [`take_inbox`]: BakerRecord::take_inbox
     pub(crate) fn deliver(&self, job: JobRef) {
-        self.inbox.lock().push(job);
+        let mut inbox = self.inbox.lock();
+        inbox.push(job);
         self.inbox_pending.store(true, Ordering::SeqCst);
     }
 
@@ -167,13 +167,6 @@ impl BakerRecord {
             self.inbox_pending.store(false, Ordering::Relaxed);
         }
         job
-    }
-
-    /// Takes every job in the inbox, for a thread giving up the index.
-    pub(crate) fn take_inbox(&self) -> Vec<JobRef> {
-        let mut inbox = self.inbox.lock();
-        self.inbox_pending.store(false, Ordering::Relaxed);
-        std::mem::take(&mut *inbox)
     }
 
     /// The queue of the FIFO orders submitted on this baker.

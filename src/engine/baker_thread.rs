@@ -583,15 +583,27 @@ pub(crate) fn run(registry: Arc<Registry>, index: usize, stack_size: usize) {
         unwind::quietly(|| hook(index));
         // The hook runs on a baker, so what it submits went onto this
         // baker's own deque, and what its waits took from the injector may
-        // be there too: finish it all before going home, as for any work
+        // be there too: it is finished below before going home, as any work
         // submitted while the bakery closes (a retiring baker hands it over
-        // instead, below).
-        if !retiring {
+        // instead).
+    }
+    // The index is given up under the staff lock, and only with an empty
+    // inbox: jobs for this baker alone (a broadcast's share), which it runs
+    // as itself, still a baker, before trying again (see
+    // `BakerRecord::deliver`). What they queue is drained or handed over
+    // like any work before the next try.
+    loop {
+        if retiring {
+            baker.hand_over_deque();
+        } else {
             baker.work_until(&life, Reach::Everywhere);
         }
-    }
-    if retiring {
-        baker.hand_over_deque();
+        if baker.registry.leave_if_inbox_empty(index) {
+            break;
+        }
+        while let Some(job) = record.take_from_inbox() {
+            baker.execute(job);
+        }
     }
     std::mem::forget(abort);
     // Work drained from here on runs as outside work: it cannot push onto
@@ -600,16 +612,8 @@ pub(crate) fn run(registry: Arc<Registry>, index: usize, stack_size: usize) {
     let BakerThread {
         worker, registry, ..
     } = baker;
-    // The index is given up under the staff lock, with whatever its inbox
-    // still holds: jobs for this baker alone, which it runs on its way out
-    // (see `BakerRecord::deliver`).
-    let leftovers = if retiring {
-        registry.retired(index, worker)
-    } else {
-        registry.left(index)
-    };
-    for job in leftovers {
-        job.execute(registry.mode());
+    if retiring {
+        registry.retired(index, worker);
     }
     registry.baker_leaving();
     registry.baker_left();

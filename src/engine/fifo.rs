@@ -15,9 +15,9 @@
 //! and one stand-in to the ordinary queues, and every stand-in, executed
 //! once like any job, removes exactly one order, so the queue never holds
 //! fewer orders than there are stand-ins still queued. A stand-in asked to
-//! cancel (`shutdown_now`'s sweep) whose order cannot be cancelled puts that
-//! order back at the front and reports that it consumed nothing, so the
-//! count still matches. The queue lives in the baker's record or in the
+//! cancel (`shutdown_now`'s sweep) cancels the oldest order of its queue
+//! that can be cancelled, wherever it sits, or, if none can, reports that
+//! it consumed nothing, so the count still matches. The queue lives in the baker's record or in the
 //! registry, both of which outlive every queued job.
 //!
 //! One queue per baker (for orders its orders submit) and one per bakery
@@ -64,24 +64,41 @@ impl Job for FifoQueue {
         // SAFETY: the pusher keeps the queue in place until every stand-in
         // pointing at it has been executed, and this is one of them.
         let queue = unsafe { this.as_ref() };
+        if mode == Mode::CancelOrKeep {
+            return queue.cancel_one();
+        }
         let Some(job) = queue.jobs.lock().pop_front() else {
             // Impossible: one order was pushed for every stand-in, and each
             // stand-in takes one (see the module docs).
             debug_assert!(false, "a FIFO stand-in found its queue empty");
             return true;
         };
-        match mode {
-            Mode::CancelOrKeep => match job.try_cancel() {
-                Ok(()) => true,
-                Err(job) => {
-                    queue.jobs.lock().push_front(job);
-                    false
+        job.execute(mode);
+        true
+    }
+}
+
+impl FifoQueue {
+    /// For `shutdown_now`'s sweep through one stand-in: cancels the oldest
+    /// order of the queue that can be cancelled, wherever it sits (orders
+    /// that cannot, scoped ones, may be ahead of it), and reports whether it
+    /// found one. The others keep their places.
+    fn cancel_one(&self) -> bool {
+        let mut jobs = self.jobs.lock();
+        let mut kept = Vec::new();
+        let mut cancelled = false;
+        while let Some(job) = jobs.pop_front() {
+            match job.try_cancel() {
+                Ok(()) => {
+                    cancelled = true;
+                    break;
                 }
-            },
-            mode => {
-                job.execute(mode);
-                true
+                Err(job) => kept.push(job),
             }
         }
+        for job in kept.into_iter().rev() {
+            jobs.push_front(job);
+        }
+        cancelled
     }
 }

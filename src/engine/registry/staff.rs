@@ -401,30 +401,37 @@ impl Registry {
             return false;
         }
         staff.on_duty -= 1;
+        // Claimed: `set_bakers` must not count it again while it leaves.
+        self.roster.record(index).set_retire(true);
         self.update_surplus(&staff);
         true
     }
 
-    /// A retiring baker gives back its index and its deque's owner end,
-    /// and never touches its record again. Returns what its inbox held, for
-    /// it to run on its way out (see [`BakerRecord::deliver`]).
-    pub(crate) fn retired(&self, index: usize, worker: Worker<JobRef>) -> Vec<JobRef> {
+    /// A retiring baker, already `Vacant` (see
+    /// [`leave_if_inbox_empty`](Registry::leave_if_inbox_empty)), gives back
+    /// its index and its deque's owner end, and never touches its record
+    /// again.
+    pub(crate) fn retired(&self, index: usize, worker: Worker<JobRef>) {
         let mut staff = self.staff.lock();
         let record = self.roster.record(index);
-        record.set_activity(Activity::Vacant);
         record.set_os_thread(None);
         record.put_worker(worker);
         staff.free.push(Reverse(index));
-        record.take_inbox()
     }
 
-    /// A baker leaving a closed bakery gives up its index (its deque is
-    /// empty). Returns what its inbox held, for it to run on its way out.
-    pub(crate) fn left(&self, index: usize) -> Vec<JobRef> {
+    /// A baker on its way home (its deque empty or handed over) says it is
+    /// `Vacant`, under the staff lock, if its inbox is empty; otherwise it
+    /// must run what the inbox holds first and try again. Under the same
+    /// lock as every delivery, so nothing is delivered to it afterwards (see
+    /// [`BakerRecord::deliver`]).
+    pub(crate) fn leave_if_inbox_empty(&self, index: usize) -> bool {
         let _staff = self.staff.lock();
         let record = self.roster.record(index);
+        if record.has_inbox() {
+            return false;
+        }
         record.set_activity(Activity::Vacant);
-        record.take_inbox()
+        true
     }
 
     /// Delivers a job made by `job_for` to the inbox of every baker whose
