@@ -105,6 +105,12 @@ impl BakeryBuilder {
     /// hundreds of slow requests in flight at once, while each baker's stack
     /// is only reserved address space until it is used.
     ///
+    /// The ceiling is a real limit: once `max_bakers` bakers are blocked,
+    /// queued orders wait for one of them to return. Orders that block
+    /// waiting for each other, more of them than `max_bakers`, with the
+    /// order that would release them still queued, wait for ever, as they
+    /// would on any pool of that many threads.
+    ///
     /// # Examples
     ///
     /// ```
@@ -195,6 +201,10 @@ impl BakeryBuilder {
     /// [`max_bakers`](BakeryBuilder::max_bakers). Such a later baker is
     /// named `baker-{index}` if the closure panics or gives a name with a
     /// NUL byte (a table of names shorter than `max_bakers` works that way).
+    /// Those later calls happen while the bakery changes its staff, so the
+    /// closure must not ask the bakery about its staff (`bakers`,
+    /// `set_bakers`, `blocking`, a shutdown): such a call panics inside the
+    /// closure, and the baker gets the default name.
     ///
     /// # Examples
     ///

@@ -102,6 +102,8 @@ pub(crate) struct BakerThread {
     help_stack: usize,
     /// How many `blocking` calls are nested on this baker's stack now.
     blocking: Cell<u32>,
+    /// Whether a start or stop hook runs now (see [`BakerThread::blocking`]).
+    in_hook: Cell<bool>,
 }
 
 impl BakerThread {
@@ -199,6 +201,7 @@ impl BakerThread {
         struct Unblock<'a> {
             baker: &'a BakerThread,
             outermost: bool,
+            counted: bool,
             was: Activity,
         }
 
@@ -207,23 +210,37 @@ impl BakerThread {
                 let baker = self.baker;
                 baker.blocking.set(baker.blocking.get() - 1);
                 if self.outermost {
-                    baker.registry.baker_unblocks(baker.index);
+                    if self.counted {
+                        baker.registry.baker_unblocks(baker.index);
+                    }
                     baker.record().set_activity(self.was);
                 }
             }
         }
 
+        // A hook runs outside the baker's work: a start hook that blocks
+        // would otherwise start a stand-in whose own start hook blocks, and
+        // so on up to `max_bakers`.
+        if self.in_hook.get() {
+            return f();
+        }
         let outermost = self.blocking.get() == 0;
         self.blocking.set(self.blocking.get() + 1);
         let record = self.record();
         let was = record.activity();
+        let mut counted = false;
         if outermost {
             record.set_activity(Activity::Blocked);
-            Registry::baker_blocks(&self.registry, self.index);
+            counted = Registry::baker_blocks(&self.registry, self.index);
+            if !counted {
+                // On its way home: not a baker the bakery counts on.
+                record.set_activity(was);
+            }
         }
         let _unblock = Unblock {
             baker: self,
             outermost,
+            counted,
             was,
         };
         f()
@@ -556,6 +573,7 @@ pub(crate) fn run(registry: Arc<Registry>, index: usize, stack_size: usize) {
             stack_size / HELP_STACK_SHARE
         },
         blocking: Cell::new(0),
+        in_hook: Cell::new(false),
     };
     let record = baker.record();
     record.set_os_thread(os_thread_id());
@@ -568,7 +586,9 @@ pub(crate) fn run(registry: Arc<Registry>, index: usize, stack_size: usize) {
     // pool, which must not keep running half-broken.
     let abort = AbortIfPanic;
     if let Some(hook) = baker.registry.start_hook() {
+        baker.in_hook.set(true);
         unwind::quietly(|| hook(index));
+        baker.in_hook.set(false);
     }
     let life = Life {
         registry: &baker.registry,
@@ -580,7 +600,9 @@ pub(crate) fn run(registry: Arc<Registry>, index: usize, stack_size: usize) {
     let retiring = life.retiring.get();
     if let Some(hook) = baker.registry.stop_hook() {
         record.set_activity(Activity::Working);
+        baker.in_hook.set(true);
         unwind::quietly(|| hook(index));
+        baker.in_hook.set(false);
         // The hook runs on a baker, so what it submits went onto this
         // baker's own deque, and what its waits took from the injector may
         // be there too: it is finished below before going home, as any work
@@ -613,7 +635,7 @@ pub(crate) fn run(registry: Arc<Registry>, index: usize, stack_size: usize) {
         worker, registry, ..
     } = baker;
     if retiring {
-        registry.retired(index, worker);
+        Registry::retired(&registry, index, worker);
     }
     registry.baker_leaving();
     registry.baker_left();

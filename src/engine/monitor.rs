@@ -133,9 +133,13 @@ pub(crate) fn run(registry: &Arc<Registry>, monitor: &Monitor) {
             if registry.is_closed() {
                 break;
             }
-            let _ = monitor
-                .wake
-                .wait_until(&mut lock, Instant::now() + interval);
+            match Instant::now().checked_add(interval) {
+                Some(at) => {
+                    let _ = monitor.wake.wait_until(&mut lock, at);
+                }
+                // A threshold too long to count in an instant: never look.
+                None => monitor.wake.wait(&mut lock),
+            }
             if registry.is_closed() {
                 break;
             }
@@ -235,14 +239,22 @@ fn sample(
             Some(ThreadState::Running) => {
                 // A long CPU-bound order: ask again later, less and less
                 // often, while its progress stays put.
-                entry.look_every = (entry.look_every * 2).min(interval * 64);
-                entry.next_look = now + entry.look_every;
+                entry.look_every = entry
+                    .look_every
+                    .saturating_mul(2)
+                    .min(interval.saturating_mul(64));
+                entry.next_look = now.checked_add(entry.look_every).unwrap_or(now);
             }
             Some(ThreadState::Waiting) | None => {
                 entry.flagged = true;
-                flagged += 1;
-                record.set_detected_blocked(true);
-                Registry::baker_blocks(registry, index);
+                if Registry::baker_blocks(registry, index) {
+                    flagged += 1;
+                    record.set_detected_blocked(true);
+                } else {
+                    // On its way home: look again later.
+                    entry.flagged = false;
+                    entry.next_look = now.checked_add(interval).unwrap_or(now);
+                }
             }
         }
     }

@@ -19,7 +19,7 @@
 mod imp {
     pub(crate) use crossbeam_deque::{Stealer, Worker};
     pub(crate) use crossbeam_utils::Backoff;
-    pub(crate) use parking_lot::{Condvar, Mutex};
+    pub(crate) use parking_lot::{Condvar, Mutex, MutexGuard};
     pub(crate) use std::sync::atomic::{fence, AtomicBool, AtomicUsize, Ordering};
     pub(crate) use std::sync::Arc;
 

@@ -203,7 +203,7 @@ impl Registry {
                 }
             }
         }
-        let mut staff = self.staff.lock();
+        let mut staff = self.lock_staff();
         if staff.joining {
             // Every baker has left its loop; the other call is joining their
             // threads, which waits only for their thread-local destructors.
@@ -220,7 +220,7 @@ impl Registry {
             // there is no panic to report here.
             let _ = thread.join();
         }
-        self.staff.lock().joined = true;
+        self.lock_staff().joined = true;
         self.joined.notify_all();
         Ok(())
     }

@@ -54,7 +54,7 @@ use crate::engine::baker_record::{Activity, BakerRecord};
 use crate::engine::baker_thread;
 use crate::engine::job::JobRef;
 use crate::engine::monitor;
-use crate::engine::sync::{fence, thread, thread::JoinHandle, Arc, Ordering, Worker};
+use crate::engine::sync::{fence, thread, thread::JoinHandle, Arc, MutexGuard, Ordering, Worker};
 use crate::engine::unwind;
 use crate::error::{BuildError, SetBakersError};
 use std::cmp::Reverse;
@@ -81,6 +81,12 @@ pub(crate) struct Staff {
     /// Names the bakers started later.
     namer: Option<Namer>,
     stack_size: usize,
+}
+
+std::thread_local! {
+    /// Whether this thread runs a baker-naming closure, under the staff
+    /// lock (see [`Registry::lock_staff`]).
+    static NAMING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
 /// The name of baker `index` when nobody names it.
@@ -128,10 +134,12 @@ impl Staff {
         if let Some(name) = self.names.next() {
             return name;
         }
-        let named = self
-            .namer
-            .as_mut()
-            .and_then(|namer| unwind::halt_unwinding(AssertUnwindSafe(|| namer(index))).ok());
+        let named = self.namer.as_mut().and_then(|namer| {
+            NAMING.with(|naming| naming.set(true));
+            let named = unwind::halt_unwinding(AssertUnwindSafe(|| namer(index))).ok();
+            NAMING.with(|naming| naming.set(false));
+            named
+        });
         match named {
             Some(name) if !name.contains('\0') => name,
             _ => default_name(index),
@@ -148,6 +156,23 @@ impl Staff {
 }
 
 impl Registry {
+    /// Takes the staff lock.
+    ///
+    /// # Panics
+    ///
+    /// On a thread running the bakery's baker-naming closure, which runs
+    /// under this lock: a namer that asks the bakery about its staff
+    /// (`bakers`, `set_bakers`, `blocking`, a shutdown) would otherwise wait
+    /// for ever. The panic ends the namer, and the baker gets the default
+    /// name.
+    pub(crate) fn lock_staff(&self) -> MutexGuard<'_, Staff> {
+        assert!(
+            !NAMING.with(std::cell::Cell::get),
+            "a baker-naming closure called into its own bakery"
+        );
+        self.staff.lock()
+    }
+
     /// Starts the bakery's first bakers.
     ///
     /// # Errors
@@ -159,7 +184,7 @@ impl Registry {
         let registry = Arc::new(Registry::new(parts));
         // The first bakers count as present and alive all at once.
         registry.bakers_arriving(bakers);
-        let mut staff = registry.staff.lock();
+        let mut staff = registry.lock_staff();
         for started in 0..bakers {
             match Registry::start_baker(&registry, &mut staff, Counted::Already) {
                 Ok(_) => {}
@@ -292,7 +317,7 @@ impl Registry {
 
     /// The configured number of bakers.
     pub(crate) fn target(&self) -> usize {
-        self.staff.lock().target
+        self.lock_staff().target
     }
 
     /// How long a surplus baker waits for work before it retires.
@@ -306,7 +331,7 @@ impl Registry {
     ///
     /// See [`SetBakersError`].
     pub(crate) fn set_bakers(this: &Arc<Registry>, bakers: usize) -> Result<(), SetBakersError> {
-        let mut staff = this.staff.lock();
+        let mut staff = this.lock_staff();
         if bakers == 0 {
             return Err(SetBakersError::NoBakers);
         }
@@ -367,12 +392,25 @@ impl Registry {
 
     /// Baker `index` is about to block (declared by `blocking`, or found by
     /// the monitor): start another if that leaves too few runnable, and make
-    /// sure the work it leaves queued is looked at.
-    pub(crate) fn baker_blocks(this: &Arc<Registry>, _index: usize) {
+    /// sure the work it leaves queued is looked at. Returns whether it was
+    /// counted as blocked, which the caller undoes with
+    /// [`baker_unblocks`](Registry::baker_unblocks): a baker already on its
+    /// way home (asked to retire, or retiring on `keep_alive`) is off duty,
+    /// and is not counted, or its blocking would start a stand-in for a
+    /// baker the bakery no longer counts on.
+    ///
+    /// Also once the bakery closed, until its threads are being joined: a
+    /// stand-in then drains the queues with the others and leaves, so that
+    /// an order blocked while the bakery shuts down still has its queued
+    /// work run.
+    pub(crate) fn baker_blocks(this: &Arc<Registry>, index: usize) -> bool {
         {
-            let mut staff = this.staff.lock();
+            let mut staff = this.lock_staff();
+            if this.roster.record(index).retire_requested() {
+                return false;
+            }
             staff.blocked += 1;
-            if staff.short() && !this.is_closed() {
+            if staff.short() && !staff.joining {
                 // A thread the system refuses is one baker fewer, as when
                 // the ceiling is reached: the bakery carries on with those
                 // it has.
@@ -383,11 +421,12 @@ impl Registry {
         // Its deque stays stealable: wake a sleeping baker for what is on it
         // or in the injector.
         this.wake_for_queued_work();
+        true
     }
 
     /// Baker `index` is runnable again.
     pub(crate) fn baker_unblocks(&self, _index: usize) {
-        let mut staff = self.staff.lock();
+        let mut staff = self.lock_staff();
         staff.blocked -= 1;
         self.update_surplus(&staff);
     }
@@ -396,7 +435,7 @@ impl Registry {
     /// retirement if the staff still has a surplus and it is still one of
     /// the bakers that go home (see [`may_retire`](Registry::may_retire)).
     pub(crate) fn try_retire_surplus(&self, index: usize) -> bool {
-        let mut staff = self.staff.lock();
+        let mut staff = self.lock_staff();
         if staff.surplus() == 0 || index < staff.target || self.is_closed() {
             return false;
         }
@@ -411,12 +450,20 @@ impl Registry {
     /// [`leave_if_inbox_empty`](Registry::leave_if_inbox_empty)), gives back
     /// its index and its deque's owner end, and never touches its record
     /// again.
-    pub(crate) fn retired(&self, index: usize, worker: Worker<JobRef>) {
-        let mut staff = self.staff.lock();
-        let record = self.roster.record(index);
+    ///
+    /// The index it frees may be the one a stand-in (or `set_bakers`) was
+    /// refused for at the ceiling: if the staff is short, a baker starts on
+    /// it now.
+    pub(crate) fn retired(this: &Arc<Registry>, index: usize, worker: Worker<JobRef>) {
+        let mut staff = this.lock_staff();
+        let record = this.roster.record(index);
         record.set_os_thread(None);
         record.put_worker(worker);
         staff.free.push(Reverse(index));
+        if staff.short() && !this.is_closed() {
+            let _ = Registry::start_baker(this, &mut staff, Counted::No);
+            this.update_surplus(&staff);
+        }
     }
 
     /// A baker on its way home (its deque empty or handed over) says it is
@@ -425,7 +472,7 @@ impl Registry {
     /// lock as every delivery, so nothing is delivered to it afterwards (see
     /// [`BakerRecord::deliver`]).
     pub(crate) fn leave_if_inbox_empty(&self, index: usize) -> bool {
-        let _staff = self.staff.lock();
+        let _staff = self.lock_staff();
         let record = self.roster.record(index);
         if record.has_inbox() {
             return false;
@@ -438,7 +485,7 @@ impl Registry {
     /// index holds a thread now, in index order, and wakes each. Returns
     /// the indices served. The protocol is at [`BakerRecord::deliver`].
     pub(crate) fn deliver_to_each(&self, mut job_for: impl FnMut(usize) -> JobRef) -> Vec<usize> {
-        let staff = self.staff.lock();
+        let staff = self.lock_staff();
         let served: Vec<usize> = (0..self.roster.len())
             .filter(|&index| self.roster.record(index).activity() != Activity::Vacant)
             .collect();
@@ -454,7 +501,7 @@ impl Registry {
 
     /// The most bakers the bakery may hold.
     pub(crate) fn max_bakers(&self) -> usize {
-        self.staff.lock().max
+        self.lock_staff().max
     }
 }
 
