@@ -87,6 +87,11 @@ impl Bakery {
         BakeryBuilder::new()
     }
 
+    /// The shared state behind this handle.
+    pub(crate) fn registry(&self) -> &Arc<Registry> {
+        &self.registry
+    }
+
     pub(crate) fn from_registry(registry: Arc<Registry>) -> Bakery {
         Bakery {
             registry,
@@ -476,7 +481,7 @@ impl Bakery {
     }
 
     /// The kind of this bakery's plain orders.
-    fn order_kind(&self) -> OrderKind {
+    pub(crate) fn order_kind(&self) -> OrderKind {
         OrderKind {
             panic_handler: self.registry.panic_handler().cloned(),
         }

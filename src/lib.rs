@@ -30,6 +30,7 @@ mod engine;
 mod error;
 mod order;
 mod scope;
+mod timer;
 
 pub use crate::baker::Baker;
 pub use crate::bakery::Bakery;
@@ -44,6 +45,7 @@ pub use crate::error::{
 };
 pub use crate::order::Order;
 pub use crate::scope::{Scope, ScopedOrder};
+pub use crate::timer::Repeating;
 
 /// The README's examples, compiled and run as doctests.
 #[cfg(doctest)]
