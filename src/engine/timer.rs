@@ -34,7 +34,8 @@
 //! * **Shutdown** ([`Timer::close`], from the registry's `close`, after the
 //!   bakery's `closed` flag is stored): under the lock, set `closed` and
 //!   take the whole heap; notify; then cancel every entry taken, on the
-//!   closing thread. The closer that waits for the bakers joins the thread
+//!   closing thread. (A bakery that never used its timer skips this, by a
+//!   flag that the first insert sets; see [`Timer::close`].) The closer that waits for the bakers joins the thread
 //!   ([`Timer::join`]).
 //!
 //! # Why no deadline is missed
@@ -63,7 +64,7 @@
 //! returns.
 
 use crate::engine::registry::Registry;
-use crate::engine::sync::{thread, Arc, Condvar, Mutex};
+use crate::engine::sync::{fence, thread, Arc, AtomicBool, Condvar, Mutex, Ordering};
 use crate::engine::task::{NewTask, RawOrder, TaskKind, TimedTask};
 use std::cmp::Ordering as CmpOrdering;
 use std::collections::BinaryHeap;
@@ -74,6 +75,10 @@ pub(crate) const MIN_SWEEP: usize = 64;
 
 /// One bakery's timer.
 pub(crate) struct Timer {
+    /// Set by an insert that may start the thread, before it reads the
+    /// bakery's `closed` flag: a close that finds it unset after its own
+    /// store of `closed` has nothing to close (see [`Timer::close`]).
+    used: AtomicBool,
     state: Mutex<TimerState>,
     /// Signalled on a new earliest deadline and on closing.
     changed: Condvar,
@@ -122,6 +127,7 @@ impl Ord for Entry {
 impl Timer {
     pub(crate) fn new() -> Timer {
         Timer {
+            used: AtomicBool::new(false),
             state: Mutex::new(TimerState {
                 heap: BinaryHeap::new(),
                 next_sequence: 0,
@@ -146,6 +152,10 @@ impl Timer {
         start: impl FnOnce() -> Option<thread::JoinHandle<()>>,
     ) -> Result<(), TimedTask> {
         let mut state = self.state.lock();
+        if !state.started {
+            self.used.store(true, Ordering::SeqCst);
+            fence(Ordering::SeqCst);
+        }
         if state.closed || is_closed() {
             return Err(task);
         }
@@ -219,7 +229,18 @@ impl Timer {
 
     /// Closes the timer: later inserts are refused, every entry is
     /// cancelled here, and the thread is told to return.
+    ///
+    /// Called after the bakery's `closed` flag was stored. A timer never
+    /// used is left alone without taking its lock: an insert that may
+    /// start the thread stores `used` and then reads `closed`, and this
+    /// reads `used` after `closed` was stored, each across a `SeqCst`
+    /// fence, so if this misses `used`, that insert sees `closed` and
+    /// refuses (and the next one does the same).
     pub(crate) fn close(&self) {
+        fence(Ordering::SeqCst);
+        if !self.used.load(Ordering::SeqCst) {
+            return;
+        }
         let heap = {
             let mut state = self.state.lock();
             state.closed = true;
@@ -233,6 +254,9 @@ impl Timer {
 
     /// Joins the timer thread, once closed, unless this is that thread.
     pub(crate) fn join(&self) {
+        if !self.used.load(Ordering::SeqCst) {
+            return;
+        }
         let handle = self.state.lock().thread.take();
         if let Some(handle) = handle {
             if handle.thread().id() != thread::current().id() {

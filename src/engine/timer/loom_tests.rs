@@ -16,6 +16,11 @@
 //! * `a_new_earliest_deadline_wakes_the_timer` deadlocks if
 //!   [`Timer::insert`] does not notify for a new earliest entry: the thread
 //!   waits for the far entry while the due one is never fired.
+//! * `the_first_insert_races_close` finds an order with no outcome if
+//!   [`Timer::insert`] does not store `used` (a close then skips the timer
+//!   that the insert starts), and deadlocks joining the timer thread if the
+//!   insert drops its `SeqCst` fence between storing `used` and reading
+//!   `closed`.
 //! * If [`Timer::close`] sets `closed` without taking the heap (so the
 //!   thread returns and the entries are never cancelled), every model
 //!   fails: `close_races_insert_and_the_timer` finds an order with no
@@ -26,7 +31,7 @@
 use super::*;
 use crate::engine::job::Mode;
 use crate::engine::registry::RegistryId;
-use crate::engine::sync::Ordering;
+use crate::engine::sync::{fence, Ordering};
 use crate::error::{OrderError, PanicError};
 use loom::sync::atomic::AtomicUsize as Counter;
 use std::time::Duration;
@@ -152,5 +157,38 @@ fn cancel_races_close_with_one_outcome() {
         assert!(order.is_finished());
         assert!(matches!(order.join(), Err(OrderError::Cancelled)));
         assert_eq!(runs.load(Ordering::SeqCst), 0);
+    });
+}
+
+/// The very first insert racing a close that may skip a timer never used:
+/// the insert reads the bakery's `closed` flag as `submit_at` does. The
+/// order runs, or reports `Cancelled` or `Rejected`; it is never left in a
+/// timer nobody closes.
+#[test]
+fn the_first_insert_races_close() {
+    loom::model(|| {
+        let timer = Arc::new(Timer::new());
+        let closed = Arc::new(loom::sync::atomic::AtomicBool::new(false));
+        let runs = Arc::new(Counter::new(0));
+        let closer = {
+            let (timer, closed) = (timer.clone(), closed.clone());
+            loom::thread::spawn(move || {
+                closed.store(true, Ordering::SeqCst);
+                fence(Ordering::SeqCst);
+                timer.close();
+            })
+        };
+        let (task, order) = delayed(&runs);
+        let is_closed = || closed.load(Ordering::Acquire);
+        if let Err(task) = timer.insert(far(), task, is_closed, || start(&timer)) {
+            task.reject();
+        }
+        closer.join().unwrap();
+        timer.join();
+        assert!(order.is_finished(), "the order has an outcome");
+        assert!(matches!(
+            order.join(),
+            Err(OrderError::Cancelled | OrderError::Rejected)
+        ));
     });
 }
