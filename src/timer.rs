@@ -145,6 +145,9 @@ impl Bakery {
     ///     assert_eq!(rx.recv().unwrap(), "oven at temperature");
     /// }
     /// check.cancel();
+    /// while !check.is_stopped() {
+    ///     std::thread::yield_now(); // the third run may still be ending
+    /// }
     /// assert!(check.runs() >= 3);
     /// ```
     pub fn submit_every<F>(&self, period: Duration, order: F) -> Repeating

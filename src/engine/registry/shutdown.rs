@@ -51,6 +51,9 @@
 //!   cannot be refused.
 //! * Orders the bakers submit while the bakery closes go onto their own
 //!   deques, and a baker leaves only with an empty deque.
+//! * Delayed orders still in the timer are cancelled by step 5; one the
+//!   timer handed over races the close like any outside submit (see
+//!   [`crate::engine::timer`]).
 //! * Under `shutdown_now`, a batch in flight (taken from the injector, not
 //!   yet on its baker's deque; see [`crate::engine::injector`]) is missed by
 //!   the closer's sweep; the baker that holds it cancels those orders as it
