@@ -17,6 +17,10 @@
 //!    nothing is submitted; the table gives the median window, per second of
 //!    wall time.
 //!
+//! The "bakery + 10,000 timers" row is a bakery with that many delayed
+//! orders pending an hour away: its timer thread sleeps until the earliest,
+//! so it should burn no more than the plain bakery.
+//!
 //! The "no pool" row is the floor: this program with no pool at all (its
 //! main thread sleeping, plus a watchdog thread that wakes once a second).
 
@@ -150,6 +154,39 @@ impl Pool for ExecutorsPool {
     }
 }
 
+/// A bakery with `PENDING_TIMERS` delayed orders an hour away: the timer
+/// thread sleeps until the earliest, so they should cost no idle CPU.
+struct WithTimers {
+    bakery: Bakery,
+    _timers: Vec<bakehouse::Order<()>>,
+}
+
+const PENDING_TIMERS: usize = 10_000;
+
+impl WithTimers {
+    fn new(bakery: Bakery) -> WithTimers {
+        let hour = Duration::from_secs(3600);
+        let timers = (0..PENDING_TIMERS)
+            .map(|i| bakery.submit_after(hour + Duration::from_millis(i as u64), || ()))
+            .collect();
+        WithTimers {
+            bakery,
+            _timers: timers,
+        }
+    }
+}
+
+impl Pool for WithTimers {
+    fn burst(&self) {
+        self.bakery.burst();
+    }
+
+    fn shutdown(self: Box<Self>) {
+        // Cancels the pending timers without waiting for them.
+        self.bakery.shutdown();
+    }
+}
+
 struct Row {
     pool: &'static str,
     spin_down_ms: f64,
@@ -213,6 +250,14 @@ fn main() {
                     .build()
                     .expect("bakery builds"),
             )
+        }),
+        measure("bakery + 10,000 timers (1 h)", || {
+            Box::new(WithTimers::new(
+                Bakery::builder()
+                    .bakers(threads)
+                    .build()
+                    .expect("bakery builds"),
+            ))
         }),
         measure("rayon", || {
             Box::new(

@@ -1,25 +1,31 @@
-//! A background task next to the day's work: one baker checks the oven's
-//! temperature every 50 ms while the others bake waves of bread.
+//! Background tasks next to the day's work, held by no baker while they
+//! wait: an oven check every 50 ms ([`Bakery::submit_every`]) and a
+//! reminder to take the bread out 150 ms after opening
+//! ([`Bakery::submit_after`]), while the bakers bake waves of bread.
 //!
-//! The check is an ordinary order that loops until its bakery closes
-//! ([`Baker::is_closing`]), sleeping between checks. Because a shutdown
-//! finishes every accepted order, a loop that never looked would keep the
-//! shutdown waiting forever; this one notices it within one period and
-//! returns how many checks it made. It holds no `Bakery` handle of its own,
-//! so dropping the last handle would close the bakery just as well. The
-//! example asserts that the check ran several times, that every loaf was
-//! baked (including those still queued when the shutdown began), and that the
-//! shutdown returned in time.
+//! Between checks no baker is kept: each check is a delayed order that
+//! waits in the bakery's timer and then queues for whichever baker is free,
+//! so while every baker is busy with a loaf a check may come late (a tick
+//! it misses is skipped, not made up). A loaf's bake is a sleep here, which
+//! the bakery notices as blocking and may start a stand-in (`helper-3`)
+//! for.
+//! At closing time a second reminder, for tomorrow morning, is still
+//! waiting: the shutdown cancels it (its handle says so) instead of waiting
+//! for it, and stops the oven check. The example asserts that the check ran
+//! several times, that the first reminder ran and the second was cancelled,
+//! that every loaf was baked (including those still queued when the
+//! shutdown began), and that the check stopped.
 //!
 //! Run it with `cargo run --release --example background`.
 
-use bakehouse::{Baker, Bakery};
+use bakehouse::{Baker, Bakery, OrderError};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
 const PERIOD: Duration = Duration::from_millis(50);
+const REMINDER: Duration = Duration::from_millis(150);
 const WAVES: usize = 3;
 const LOAVES_PER_WAVE: usize = 8;
 /// Loaves ordered right before closing time; still queued when the shutdown
@@ -33,40 +39,24 @@ fn temperature(since_open: Duration, door_opened: usize) -> i64 {
     20 + warming - 3 * door_opened as i64
 }
 
-/// Checks the oven every `PERIOD` until the bakery closes; returns the
-/// number of checks.
-fn watch_the_oven(opened: Instant, baked: Arc<AtomicUsize>) -> usize {
+/// One oven check, on whichever baker is free; `loaves_before` is the
+/// check's own state, kept from one run to the next.
+fn check_the_oven(opened: Instant, baked: &AtomicUsize, loaves_before: &mut usize, checks: usize) {
     let me = Baker::current().expect("the check runs on a baker");
-    let mut checks = 0;
-    let mut next = Instant::now();
-    let mut loaves_before = 0;
-    while !me.is_closing() {
-        checks += 1;
-        let now = opened.elapsed();
-        let loaves = baked.load(Ordering::SeqCst);
-        let degrees = temperature(now, loaves - loaves_before);
-        loaves_before = loaves;
-        let verdict = if degrees >= 170 {
-            "at temperature"
-        } else {
-            "warming up"
-        };
-        println!(
-            "  [{:>4} ms] check {checks:>2} by {}: oven at {degrees} °C, {verdict}; {loaves} loaves baked so far",
-            now.as_millis(),
-            me.name()
-        );
-        // Keep a steady rhythm: aim at the next tick, not `PERIOD` after
-        // this check finished.
-        next += PERIOD;
-        thread::sleep(next.saturating_duration_since(Instant::now()));
-    }
+    let now = opened.elapsed();
+    let loaves = baked.load(Ordering::SeqCst);
+    let degrees = temperature(now, loaves - *loaves_before);
+    *loaves_before = loaves;
+    let verdict = if degrees >= 170 {
+        "at temperature"
+    } else {
+        "warming up"
+    };
     println!(
-        "  [{:>4} ms] {} sees the bakery closing and stops checking",
-        opened.elapsed().as_millis(),
+        "  [{:>4} ms] check {checks:>2} by {}: oven at {degrees} °C, {verdict}; {loaves} loaves baked so far",
+        now.as_millis(),
         me.name()
     );
-    checks
 }
 
 fn bake_loaf(number: usize, baked: &AtomicUsize) -> (usize, String) {
@@ -81,21 +71,41 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let names = ["Ada", "Bruno", "Chloe"];
     let bakery = Bakery::builder()
         .bakers(names.len())
-        .baker_name(move |i| names[i].to_owned())
+        .baker_name(move |i| {
+            names
+                .get(i)
+                .map_or_else(|| format!("helper-{i}"), |name| (*name).to_owned())
+        })
         .build()?;
     let opened = Instant::now();
     let baked = Arc::new(AtomicUsize::new(0));
     println!(
-        "The bakery opens with {} bakers; one of them will watch the oven every {} ms.",
+        "The bakery opens with {} bakers; the oven is checked every {} ms.",
         bakery.bakers(),
         PERIOD.as_millis()
     );
 
-    // The background check asks its baker whether the bakery is closing.
-    let watcher = {
+    // The oven check: every PERIOD, on some baker, until the bakery closes.
+    // Runs never overlap, so its state needs no lock of its own.
+    let oven = {
         let baked = baked.clone();
-        bakery.submit(move || watch_the_oven(opened, baked))
+        let mut loaves_before = 0;
+        let mut checks = 0;
+        bakery.submit_every(PERIOD, move || {
+            checks += 1;
+            check_the_oven(opened, &baked, &mut loaves_before, checks);
+        })
     };
+    // A reminder, once, later today; and one for tomorrow morning, which
+    // the shutdown will cancel.
+    let reminder = bakery.submit_after(REMINDER, move || {
+        println!(
+            "  [{:>4} ms] reminder: take the first bread out",
+            opened.elapsed().as_millis()
+        );
+        "bread out"
+    });
+    let tomorrow = bakery.submit_after(Duration::from_secs(12 * 3600), || "order flour");
 
     // Foreground: waves of customers, each wave baked by the other bakers
     // while the checks go on.
@@ -125,8 +135,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
 
     // Closing time: a last few loaves go in, then the bakery closes. The
-    // shutdown lets the bakers finish them, and the check loop notices the
-    // closing and returns, so the shutdown does not wait forever.
+    // shutdown lets the bakers finish them, stops the oven check and cancels
+    // tomorrow's reminder, so it does not wait for either.
     let last: Vec<_> = (loaves..loaves + LAST_LOAVES)
         .map(|number| {
             let baked = baked.clone();
@@ -149,10 +159,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for order in last {
         order.join()?;
     }
-    let checks = watcher.join()?;
+    assert_eq!(reminder.join()?, "bread out");
+    assert!(
+        matches!(tomorrow.join(), Err(OrderError::Cancelled)),
+        "the shutdown cancelled tomorrow's reminder instead of waiting for it"
+    );
+    assert!(oven.is_stopped(), "the shutdown stopped the oven check");
+    let checks = oven.runs();
     let total = baked.load(Ordering::SeqCst);
     println!(
-        "\n{checks} oven checks in {} ms; {total} of {loaves} loaves baked.",
+        "\n{checks} oven checks in {} ms; {total} of {loaves} loaves baked; tomorrow's reminder cancelled.",
         opened.elapsed().as_millis()
     );
     assert!(checks >= 5, "the oven was checked several times ({checks})");

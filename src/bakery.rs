@@ -90,6 +90,11 @@ impl Bakery {
         BakeryBuilder::new()
     }
 
+    /// The shared state behind this handle.
+    pub(crate) fn registry(&self) -> &Arc<Registry> {
+        &self.registry
+    }
+
     pub(crate) fn from_registry(registry: Arc<Registry>) -> Bakery {
         Bakery {
             registry,
@@ -533,13 +538,8 @@ impl Bakery {
     }
 
     /// The kind of this bakery's plain orders.
-    fn order_kind(&self) -> OrderKind {
+    pub(crate) fn order_kind(&self) -> OrderKind {
         order_kind(&self.registry)
-    }
-
-    /// This bakery's registry, for the rest of the public face.
-    pub(crate) fn registry(&self) -> &Arc<Registry> {
-        &self.registry
     }
 
     /// Whether the calling thread is one of this bakery's bakers' threads,

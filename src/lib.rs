@@ -33,6 +33,7 @@ mod error;
 mod global;
 mod order;
 mod scope;
+mod timer;
 
 pub use crate::baker::Baker;
 pub use crate::bakery::Bakery;
@@ -48,6 +49,7 @@ pub use crate::error::{
 };
 pub use crate::order::Order;
 pub use crate::scope::{Scope, ScopedOrder};
+pub use crate::timer::Repeating;
 
 /// The README's examples, compiled and run as doctests.
 #[cfg(doctest)]

@@ -18,6 +18,7 @@ pub(crate) mod stack_job;
 pub(crate) mod submit;
 pub(crate) mod sync;
 pub(crate) mod task;
+pub(crate) mod timer;
 pub(crate) mod unwind;
 pub(crate) mod wait;
 pub(crate) mod waiter;

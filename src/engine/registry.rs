@@ -25,6 +25,7 @@ use crate::engine::roster::Roster;
 use crate::engine::sleep::{Sleep, SlotState};
 use crate::engine::sync::unmodelled;
 use crate::engine::sync::{fence, AtomicBool, AtomicUsize, Condvar, Mutex, Ordering, Worker};
+use crate::engine::timer::Timer;
 use crate::error::PanicError;
 use crossbeam_deque::Steal;
 use staff::Staff;
@@ -103,6 +104,8 @@ pub(crate) struct Registry {
     monitor: Option<Monitor>,
     /// How many cores the machine has: the most bakers that search at once.
     cores: usize,
+    /// Delayed orders waiting for their deadlines (see [`super::timer`]).
+    timer: Timer,
 }
 
 /// Everything [`Registry::start`] needs.
@@ -150,6 +153,7 @@ impl Registry {
             keep_alive: parts.keep_alive,
             monitor: parts.blocking_threshold.map(Monitor::new),
             cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            timer: Timer::new(),
         }
     }
 
@@ -185,6 +189,11 @@ impl Registry {
         } else {
             Mode::Run
         }
+    }
+
+    /// The timer, where delayed orders wait.
+    pub(crate) fn timer(&self) -> &Timer {
+        &self.timer
     }
 
     /// The handler for panics that no handle reports.

@@ -19,11 +19,15 @@
 //!    way (the forks of a `join`, scoped orders, a carried `join` or
 //!    `install`) cannot be cancelled: the closer moves it to the injector
 //!    and wakes every baker, a waiting owner included.
-//! 5. The last baker out drains the injector
+//! 5. The closer closes the timer ([`crate::engine::timer`]): delayed orders
+//!    whose deadline had not come are cancelled on the closing thread, and
+//!    the timer thread returns; the closer that waits for the bakers joins
+//!    it first.
+//! 6. The last baker out drains the injector
 //!    ([`baker_leaving`](Registry::baker_leaving)); a submitter that pushed
 //!    after that drains it itself
 //!    ([`drain_if_deserted`](Registry::drain_if_deserted)).
-//! 6. The closer waits until every baker left, then until their threads are
+//! 7. The closer waits until every baker left, then until their threads are
 //!    joined, by it or by a concurrent closer
 //!    ([`wait_for_bakers`](Registry::wait_for_bakers)). A closer running on
 //!    one of the bakery's own threads does not wait: it would wait for
@@ -47,6 +51,9 @@
 //!   cannot be refused.
 //! * Orders the bakers submit while the bakery closes go onto their own
 //!   deques, and a baker leaves only with an empty deque.
+//! * Delayed orders still in the timer are cancelled by step 5; one the
+//!   timer handed over races the close like any outside submit (see
+//!   [`crate::engine::timer`]).
 //! * Under `shutdown_now`, a batch in flight (taken from the injector, not
 //!   yet on its baker's deque; see [`crate::engine::injector`]) is missed by
 //!   the closer's sweep; the baker that holds it cancels those orders as it
@@ -76,6 +83,7 @@ impl Registry {
         if let Some(monitor) = &self.monitor {
             monitor.close();
         }
+        self.timer.close();
     }
 
     /// Cancels every queued order right away, from the calling thread
@@ -186,6 +194,7 @@ impl Registry {
             self.id.as_home(),
             "a baker waiting for itself"
         );
+        self.timer.join();
         {
             let mut alive = self.alive.lock();
             while *alive > 0 {

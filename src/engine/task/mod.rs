@@ -46,6 +46,16 @@
 //! the block with plain loads and stores. The state word's high bits record
 //! which baker's deque an order went to, so the joiner knows where to look.
 //!
+//! # Delayed orders
+//!
+//! A delayed order's block is made with `TIMED` set, and the timer (see
+//! [`crate::engine::timer`]) holds its queue reference as a [`TimedTask`]
+//! until the deadline. While `TIMED` is set nobody may claim it: a baker
+//! joining the handle waits instead of running it early. The handle may
+//! still cancel it (dropping the closure at once), and the timer then only
+//! drops its reference, at the deadline or when it sweeps. At the deadline
+//! the timer clears `TIMED` and pushes the `JobRef` like any submitter.
+//!
 //! # Waking the waiter
 //!
 //! A waiter (a parked thread, an async waker, a sleeping baker) registers
@@ -66,9 +76,10 @@ mod state;
 pub(crate) use handle::RawOrder;
 pub(crate) use raw::TaskKind;
 
-use crate::engine::job::JobRef;
+use crate::engine::job::{JobRef, Mode};
 use crate::engine::registry::RegistryId;
-use raw::Task;
+use crate::engine::sync::Ordering;
+use raw::{Header, Task};
 use state::{Close, Snapshot};
 use std::ptr::NonNull;
 
@@ -92,6 +103,15 @@ where
         }
     }
 
+    /// Allocates a delayed task for `func`: not claimable until the timer
+    /// that will hold its queue reference ([`timed_ref`](Self::timed_ref))
+    /// says its deadline came.
+    pub(crate) fn new_timed(func: F, kind: K, pool: RegistryId) -> NewTask<F, T, K> {
+        NewTask {
+            task: Task::allocate(func, kind, pool, Snapshot::new_timed()),
+        }
+    }
+
     /// The queue's reference.
     ///
     /// # Safety
@@ -102,6 +122,21 @@ where
         // SAFETY: the block stays allocated while `SCHEDULED` is set, and
         // `F` and `T` are `Send`.
         unsafe { JobRef::new(self.task) }
+    }
+
+    /// The queue's reference of a task made by [`new_timed`](Self::new_timed),
+    /// for the timer to hold.
+    ///
+    /// # Safety
+    ///
+    /// As for [`job_ref`](Self::job_ref): at most once per task, and never
+    /// together with `job_ref`.
+    pub(crate) unsafe fn timed_ref(&self) -> TimedTask {
+        TimedTask {
+            // SAFETY: the caller takes the one queue reference once.
+            job: unsafe { self.job_ref() },
+            header: self.task.cast(),
+        }
     }
 
     /// Rejects the task if nobody claimed it yet, handing the closure back.
@@ -121,6 +156,51 @@ where
         // SAFETY: `Core<T>` is the block's first field (`repr(C)`), and the
         // handle takes the `HANDLE` reference this task was created with.
         unsafe { RawOrder::from_core(self.task.cast()) }
+    }
+}
+
+/// The queue's reference to a delayed task, held by the timer until the
+/// task's deadline.
+pub(crate) struct TimedTask {
+    job: JobRef,
+    /// The same block as `job`'s (its header comes first), to read the
+    /// state without running anything.
+    header: NonNull<Header>,
+}
+
+// SAFETY: a `TimedTask` is a `JobRef` (which is `Send`) plus a pointer into
+// the same block, used only to read its atomic state.
+unsafe impl Send for TimedTask {}
+
+impl TimedTask {
+    fn header(&self) -> &Header {
+        // SAFETY: this holds the queue's reference, so the block is alive.
+        unsafe { self.header.as_ref() }
+    }
+
+    /// Whether the order may still run: nobody cancelled it. A task whose
+    /// order was cancelled only waits to give up its reference.
+    pub(crate) fn is_pending(&self) -> bool {
+        self.header().state.load(Ordering::Acquire).is_pending()
+    }
+
+    /// The deadline came: the task becomes claimable, and its `JobRef` goes
+    /// into a queue.
+    pub(crate) fn into_due(self) -> JobRef {
+        self.header().state.clear_timed();
+        self.job
+    }
+
+    /// Cancels the order if it is still pending (its handle reports
+    /// `Cancelled`, the closure is dropped here) and drops the reference;
+    /// for a shutdown, or for an entry already cancelled by its handle.
+    pub(crate) fn cancel(self) {
+        self.job.execute(Mode::CancelOrRun);
+    }
+
+    /// Rejects the order (it was never accepted) and drops the reference.
+    pub(crate) fn reject(self) {
+        self.job.execute(Mode::RejectOrRun);
     }
 }
 

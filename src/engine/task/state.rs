@@ -9,6 +9,7 @@
 //! | `CLOSED`    | the closure will never run (cancelled, rejected), or the outcome was taken |
 //! | `REJECTED`  | only with `CLOSED`: refused rather than cancelled                |
 //! | `AWAITER`   | a waiter may be registered in the waiter slot; never cleared     |
+//! | `TIMED`     | the timer holds the queue's reference until a deadline: nobody may claim it yet; cleared when the timer hands it to the bakers |
 //! | bits 16 and up | one more than the baker whose own deque got the task, or 0; set before the push, never changed |
 //!
 //! A task is *pending* while none of `RUNNING`, `COMPLETED` and `CLOSED` is
@@ -26,10 +27,13 @@ const COMPLETED: usize = 1 << 3;
 const CLOSED: usize = 1 << 4;
 const REJECTED: usize = 1 << 5;
 const AWAITER: usize = 1 << 6;
+const TIMED: usize = 1 << 7;
 const HOME_SHIFT: u32 = 16;
 
 /// No claim, no outcome, not closed.
 const NOT_PENDING: usize = RUNNING | COMPLETED | CLOSED;
+/// Not claimable: not pending, or waiting for its deadline.
+const NOT_CLAIMABLE: usize = NOT_PENDING | TIMED;
 /// An outcome is ready (or was taken).
 const FINISHED: usize = COMPLETED | CLOSED;
 
@@ -43,6 +47,13 @@ impl Snapshot {
     pub(super) fn new_scheduled(home: Option<usize>) -> Snapshot {
         let home = home.map_or(0, |index| (index + 1) << HOME_SHIFT);
         Snapshot(SCHEDULED | HANDLE | home)
+    }
+
+    /// The state of a new delayed task: referenced by the timer (holding
+    /// the queue's reference) and a handle, not claimable before its
+    /// deadline.
+    pub(super) fn new_timed() -> Snapshot {
+        Snapshot(SCHEDULED | HANDLE | TIMED)
     }
 
     /// A task that only its handle references, refused before any queue
@@ -177,19 +188,37 @@ impl State {
         }
     }
 
-    /// The one way out of pending: sets `bits` if the task is still pending.
-    /// Returns the state before, or the state that was not pending.
+    /// The one way out of pending: sets `bits` if none of `refuse` (the
+    /// bits that end pending, and maybe more) is set. Returns the state
+    /// before, or the state that refused.
     #[inline]
-    fn leave_pending(&self, bits: usize, success: Ordering) -> Result<Snapshot, Snapshot> {
+    fn leave_pending(
+        &self,
+        bits: usize,
+        refuse: usize,
+        success: Ordering,
+    ) -> Result<Snapshot, Snapshot> {
         self.update(Ordering::Acquire, success, |state| {
-            state.is_pending().then_some(state.0 | bits)
+            (state.0 & refuse == 0).then_some(state.0 | bits)
         })
     }
 
-    /// pending → running: the caller now owns the closure.
+    /// pending → running: the caller now owns the closure. Declines a task
+    /// still waiting for its deadline (`TIMED`), so that joining a delayed
+    /// order never runs it early.
     #[inline]
     pub(super) fn claim(&self) -> bool {
-        self.leave_pending(RUNNING, Ordering::Acquire).is_ok()
+        self.leave_pending(RUNNING, NOT_CLAIMABLE, Ordering::Acquire)
+            .is_ok()
+    }
+
+    /// The deadline came: the timer, which holds the queue's reference,
+    /// lets whoever takes the task from a queue (or joins it) claim it. The
+    /// queue the timer pushes it onto publishes this to the baker that pops
+    /// it.
+    #[inline]
+    pub(super) fn clear_timed(&self) {
+        self.0.fetch_and(!TIMED, Ordering::Release);
     }
 
     /// pending → closed: the caller now owns the closure, to drop it or
@@ -201,7 +230,7 @@ impl State {
             Close::Cancel => CLOSED,
             Close::Reject => CLOSED | REJECTED,
         };
-        self.leave_pending(bits, Ordering::AcqRel).ok()
+        self.leave_pending(bits, NOT_PENDING, Ordering::AcqRel).ok()
     }
 
     /// running → completed, by the claimant, after writing the outcome. A
