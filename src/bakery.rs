@@ -94,6 +94,11 @@ impl Bakery {
         }
     }
 
+    /// The bakery's shared state, for the methods defined in other files.
+    pub(crate) fn registry(&self) -> &Arc<Registry> {
+        &self.registry
+    }
+
     /// How many bakers this bakery is configured to keep runnable: the
     /// number it was built with, or last given to
     /// [`set_bakers`](Bakery::set_bakers).

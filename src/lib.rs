@@ -28,8 +28,11 @@ mod blocking;
 mod builder;
 mod engine;
 mod error;
+mod idle;
 mod order;
+mod order_set;
 mod scope;
+mod stats;
 
 pub use crate::baker::Baker;
 pub use crate::bakery::Bakery;
@@ -43,7 +46,9 @@ pub use crate::error::{
     TryJoinError, TrySubmitError,
 };
 pub use crate::order::Order;
+pub use crate::order_set::OrderSet;
 pub use crate::scope::{Scope, ScopedOrder};
+pub use crate::stats::{BakerState, BakerStats, Stats};
 
 /// The README's examples, compiled and run as doctests.
 #[cfg(doctest)]

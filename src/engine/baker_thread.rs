@@ -45,7 +45,7 @@
 //! when the awaited work sat in the injector with no other baker free.
 
 use crate::engine::baker_record::{Activity, BakerRecord};
-use crate::engine::job::{JobRef, Mode};
+use crate::engine::job::{Fate, JobRef, Mode};
 use crate::engine::probe::Probe;
 use crate::engine::registry::{Registry, RegistryId};
 use crate::engine::sleep::SlotState;
@@ -173,11 +173,18 @@ impl BakerThread {
     }
 
     /// Runs a job taken from a queue, and counts it as progress (see
-    /// [`super::monitor`]).
+    /// [`super::monitor`]) and in the statistics.
     #[inline]
     pub(crate) fn execute(&self, job: JobRef) {
         self.count_progress();
-        job.execute(self.registry.mode());
+        let fate = job.execute(self.registry.mode());
+        self.count_fate(fate);
+    }
+
+    /// Counts what became of a job this baker settled, in its record.
+    #[inline]
+    pub(crate) fn count_fate(&self, fate: Fate) {
+        self.record().count_fate(fate);
     }
 
     /// Counts a job started here some other way (an order a join popped
@@ -248,7 +255,10 @@ impl BakerThread {
             let victims = (start..bakers).chain(0..start).filter(|&i| i != self.index);
             for victim in victims {
                 match self.registry.steal(victim) {
-                    Steal::Success(job) => return Some(job),
+                    Steal::Success(job) => {
+                        self.record().count_steal();
+                        return Some(job);
+                    }
                     Steal::Empty => {}
                     Steal::Retry => retry = true,
                 }
@@ -326,6 +336,14 @@ impl BakerThread {
         let set_activity = |activity| {
             if let Some(record) = record {
                 record.set_activity(activity);
+                // A stretch of work ends as the baker goes looking for work,
+                // and starts again when it finds some (see
+                // `super::baker_record`).
+                match activity {
+                    Activity::Searching => record.busy_until_now(),
+                    Activity::Working => record.busy_from_now(),
+                    _ => {}
+                }
             }
         };
         let counted = reach == Reach::Everywhere;
@@ -391,6 +409,11 @@ impl BakerThread {
                 // `Registry::update_surplus`), or this read sees it.
                 set_activity(Activity::Idle);
                 fence(Ordering::SeqCst);
+                if record.is_some() {
+                    // After the fence: pairs with a waiter for an idle
+                    // bakery (see `super::idle`).
+                    self.registry.baker_stopped();
+                }
                 let timeout = probe.sleep_timeout();
                 let timed_out =
                     self.registry
@@ -537,6 +560,7 @@ pub(crate) fn run(registry: Arc<Registry>, index: usize, stack_size: usize) {
         index,
         retiring: Cell::new(false),
     };
+    record.busy_from_now();
     baker.work_until(&life, Reach::Everywhere);
     let retiring = life.retiring.get();
     if let Some(hook) = baker.registry.stop_hook() {
@@ -555,6 +579,8 @@ pub(crate) fn run(registry: Arc<Registry>, index: usize, stack_size: usize) {
         baker.hand_over_deque();
     } else {
         record.set_activity(Activity::Vacant);
+        fence(Ordering::SeqCst);
+        baker.registry.baker_stopped();
     }
     std::mem::forget(abort);
     // Work drained from here on runs as outside work: it cannot push onto

@@ -27,18 +27,31 @@ where
     BakerThread::with_own(registry.id(), |baker| match baker {
         Some(baker) => {
             let task = NewTask::new(func, kind(), registry.id(), Some(baker.index()));
+            if K::COUNTED {
+                baker.record().count_submitted();
+            }
             // SAFETY: the only queue reference of this task.
             baker.push(unsafe { task.job_ref() });
             Ok(task.into_handle())
         }
         None => {
             if registry.is_closed() {
+                if K::COUNTED {
+                    registry.count_refused();
+                }
                 return Err(func);
             }
             let task = NewTask::new(func, kind(), registry.id(), None);
             // SAFETY: the only queue reference of this task.
             let job = unsafe { task.job_ref() };
-            match registry.inject(job, || task.reject()) {
+            // A rejection here is counted when the bakery lets go of the
+            // entry (see `registry::tally`).
+            let injected = if K::COUNTED {
+                registry.inject_order(job, || task.reject())
+            } else {
+                registry.inject(job, || task.reject())
+            };
+            match injected {
                 Some(Some(func)) => {
                     drop(task.into_handle());
                     Err(func)

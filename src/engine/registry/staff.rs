@@ -414,11 +414,21 @@ impl Registry {
         record.set_os_thread(None);
         record.put_worker(worker);
         staff.free.push(Reverse(index));
+        drop(staff);
+        self.baker_stopped();
     }
 
     /// The most bakers the bakery may hold.
     pub(crate) fn max_bakers(&self) -> usize {
         self.staff.lock().max
+    }
+
+    /// The staff's counts, for the statistics: the configured number, the
+    /// bakers on duty (a thread holds an index and is not retiring), and
+    /// how many of them are blocked (declared or detected).
+    pub(crate) fn headcount(&self) -> (usize, usize, usize) {
+        let staff = self.staff.lock();
+        (staff.target, staff.on_duty, staff.blocked)
     }
 }
 
