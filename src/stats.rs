@@ -113,7 +113,9 @@ pub struct BakerStats {
     pub jobs: u64,
     /// Jobs it stole from other bakers.
     pub steals: u64,
-    /// How long it was busy running jobs, in all.
+    /// How long it was busy, in all: awake, running jobs or looking for
+    /// work between them (as tokio counts a worker's busy time), not
+    /// asleep for want of work.
     pub busy: Duration,
 }
 

@@ -38,11 +38,14 @@
 //! of the one before: the index passes between them under the staff lock
 //! (see [`super::registry::staff`]), which orders the two threads.
 //!
-//! Busy time is kept as stretches: a baker stamps the start of a stretch
-//! when it starts working and adds the stretch to its total when it runs
-//! out of work, so it reads the clock twice per stretch, not per order. A
-//! reader adds the stretch in progress, and reads the start stamp before
-//! and after the total to be sure the two belong together (see
+//! Busy time is the time a baker is awake, as tokio counts its workers'
+//! busy time: running jobs, or looking for work between them, but not
+//! asleep. It is kept as stretches: a baker stamps the start of a stretch
+//! when it starts or wakes up and adds the stretch to its total right
+//! before it falls asleep, so it reads the clock twice per sleep (which
+//! costs a lock and a park anyway), never per order or per steal. A reader
+//! adds the stretch in progress, and reads the start stamp before and after
+//! the total to be sure the two belong together (see
 //! [`BakerRecord::busy`]).
 //!
 //! None of these words takes part in a protocol that must not lose work:
@@ -321,15 +324,15 @@ impl BakerRecord {
         bump(&self.own.tally.steals);
     }
 
-    /// The baker starts a stretch of work.
+    /// The baker starts, or wakes up: a stretch of awake time begins.
     #[inline]
     pub(crate) fn busy_from_now(&self) {
         let since = self.nanos_since_epoch(Instant::now()) + STAMP_BASE;
         self.own.tally.busy_since.store(since, Ordering::Release);
     }
 
-    /// The baker ran out of work: the stretch in progress, if any, joins
-    /// the total. It marks the stamp [`ENDING`] before it reads the clock,
+    /// The baker is about to fall asleep: the stretch in progress, if any,
+    /// joins the total. It marks the stamp [`ENDING`] before it reads the clock,
     /// and stores the total before clearing the stamp (see
     /// [`busy`](Self::busy) for why).
     #[inline]

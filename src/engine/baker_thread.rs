@@ -336,14 +336,6 @@ impl BakerThread {
         let set_activity = |activity| {
             if let Some(record) = record {
                 record.set_activity(activity);
-                // A stretch of work ends as the baker goes looking for work,
-                // and starts again when it finds some (see
-                // `super::baker_record`).
-                match activity {
-                    Activity::Searching => record.busy_until_now(),
-                    Activity::Working => record.busy_from_now(),
-                    _ => {}
-                }
             }
         };
         let counted = reach == Reach::Everywhere;
@@ -407,6 +399,10 @@ impl BakerThread {
                 // before the keep-alive is read, with a fence between: a
                 // surplus that appears meanwhile wakes this baker (see
                 // `Registry::update_surplus`), or this read sees it.
+                // Awake time ends here (see `super::baker_record`).
+                if let Some(record) = record {
+                    record.busy_until_now();
+                }
                 set_activity(Activity::Idle);
                 fence(Ordering::SeqCst);
                 if record.is_some() {
@@ -419,6 +415,9 @@ impl BakerThread {
                     self.registry
                         .sleep(self.index, mode, keep_sleeping, has_work, timeout);
                 set_activity(Activity::Searching);
+                if let Some(record) = record {
+                    record.busy_from_now();
+                }
                 if timed_out {
                     probe.timed_out();
                 }
@@ -575,6 +574,8 @@ pub(crate) fn run(registry: Arc<Registry>, index: usize, stack_size: usize) {
             baker.work_until(&life, Reach::Everywhere);
         }
     }
+    // Going home: its awake time ends.
+    record.busy_until_now();
     if retiring {
         baker.hand_over_deque();
     } else {

@@ -250,6 +250,8 @@ impl Registry {
             }
             Err(source) => {
                 record.set_activity(Activity::Vacant);
+                fence(Ordering::SeqCst);
+                this.baker_stopped();
                 staff.free.push(Reverse(index));
                 if counted == Counted::No {
                     this.baker_leaving();
@@ -415,6 +417,9 @@ impl Registry {
         record.put_worker(worker);
         staff.free.push(Reverse(index));
         drop(staff);
+        // Vacant, then the fence the idle waiters pair with (see
+        // `crate::engine::idle`).
+        fence(Ordering::SeqCst);
         self.baker_stopped();
     }
 
