@@ -238,6 +238,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         order.join()?;
     }
 
+    // Before closing, the bakery settles down and the day's counts are read.
+    bakery.wait_idle();
+    println!("\nThe day so far, once every order is done:");
+    for line in bakery.stats().to_string().lines() {
+        println!("  {line}");
+    }
+
     // Closing time: the last orders of the day are accepted, then the shop
     // closes; every accepted order is still baked before the bakers go home.
     println!("\nClosing time: the last orders go in, then the door is locked.");

@@ -1,7 +1,9 @@
 //! Working through a pile of files while doing something else: every file
-//! under a directory is hashed with SHA-256, one order per file, while the
-//! main thread keeps reporting progress (an `indicatif` bar on a terminal,
-//! plus plain progress lines that also show up in logs). Then the same files
+//! under a directory is hashed with SHA-256, one order per file collected in
+//! an `OrderSet`, which hands each file back as soon as it is done, while
+//! the main thread reports each finished file and keeps reporting progress
+//! (an `indicatif` bar on a terminal, plus plain progress lines that also
+//! show up in logs). Then the same files
 //! are hashed again sequentially on the main thread; both passes must give
 //! the same digests, and their times and the speed-up are printed.
 //!
@@ -13,10 +15,10 @@
 //!
 //! Run it with `cargo run --release --example checksums [DIRECTORY]`.
 
-use bakehouse::{Baker, Bakery, JoinTimeoutError};
+use bakehouse::{Baker, Bakery, OrderSet};
 use indicatif::{ProgressBar, ProgressStyle};
 use sha2::{Digest, Sha256};
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
@@ -137,42 +139,47 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Big files first, so that no baker is left with a big one at the end.
     let mut by_size: Vec<usize> = (0..files.len()).collect();
     by_size.sort_by_key(|&i| std::cmp::Reverse(files[i].1));
-    let mut pending: VecDeque<_> = by_size
-        .into_iter()
-        .map(|i| {
-            let path = files[i].0.clone();
-            let bar = bar.clone();
-            let hashed = hashed.clone();
-            let finished = finished.clone();
-            let order = bakery.submit(move || {
-                let outcome = hash_file(&path, rounds, &|bytes| {
-                    hashed.fetch_add(bytes, Ordering::Relaxed);
-                    bar.inc(bytes);
-                });
-                finished.fetch_add(1, Ordering::Relaxed);
-                let baker = Baker::current().expect("orders run on bakers");
-                (outcome.map_err(|e| e.kind()), baker.name().to_owned())
+    let mut set = OrderSet::new();
+    for i in by_size {
+        let path = files[i].0.clone();
+        let bar = bar.clone();
+        let hashed = hashed.clone();
+        let finished = finished.clone();
+        set.submit(&bakery, move || {
+            let outcome = hash_file(&path, rounds, &|bytes| {
+                hashed.fetch_add(bytes, Ordering::Relaxed);
+                bar.inc(bytes);
             });
-            (i, order)
-        })
-        .collect();
+            finished.fetch_add(1, Ordering::Relaxed);
+            let baker = Baker::current().expect("orders run on bakers");
+            (i, outcome.map_err(|e| e.kind()), baker.name().to_owned())
+        });
+    }
 
-    // The main thread waits for the orders in turn, never longer than until
-    // its next report, and reports every `TICK`.
+    // The main thread takes each file as soon as it is done, whichever it
+    // is, never waiting longer than until its next report, and reports every
+    // `TICK`.
     let mut parallel: Vec<Option<Outcome>> = vec![None; files.len()];
     let mut by_baker: BTreeMap<String, usize> = BTreeMap::new();
     let mut next_report = started + TICK;
-    while let Some((i, order)) = pending.pop_front() {
-        match order.join_timeout(next_report.saturating_duration_since(Instant::now())) {
-            Ok((outcome, baker)) => {
-                if let Err(kind) = outcome {
-                    bar.suspend(|| println!("  cannot read {}: {kind}", files[i].0.display()));
-                }
-                parallel[i] = Some(outcome);
-                *by_baker.entry(baker).or_default() += 1;
+    while !set.is_empty() {
+        let wait = next_report.saturating_duration_since(Instant::now());
+        if let Some(done) = set.join_next_timeout(wait) {
+            let (i, outcome, baker) = done?;
+            let shown = files[i].0.strip_prefix(&dir).unwrap_or(&files[i].0);
+            match &outcome {
+                Ok(digest) => bar.suspend(|| {
+                    println!(
+                        "  [{:>4} ms] {baker} finished {} ({}...)",
+                        started.elapsed().as_millis(),
+                        shown.display(),
+                        &hex(digest)[..12]
+                    )
+                }),
+                Err(kind) => bar.suspend(|| println!("  cannot read {}: {kind}", shown.display())),
             }
-            Err(JoinTimeoutError::Timeout(order)) => pending.push_front((i, order)),
-            Err(JoinTimeoutError::Failed(error)) => return Err(error.into()),
+            parallel[i] = Some(outcome);
+            *by_baker.entry(baker).or_default() += 1;
         }
         if Instant::now() >= next_report {
             next_report = Instant::now() + TICK;

@@ -31,8 +31,11 @@ mod current;
 mod engine;
 mod error;
 mod global;
+mod idle;
 mod order;
+mod order_set;
 mod scope;
+mod stats;
 mod timer;
 
 pub use crate::baker::Baker;
@@ -48,7 +51,9 @@ pub use crate::error::{
     TryJoinError, TrySubmitError,
 };
 pub use crate::order::Order;
+pub use crate::order_set::OrderSet;
 pub use crate::scope::{Scope, ScopedOrder};
+pub use crate::stats::{BakerState, BakerStats, Stats};
 pub use crate::timer::Repeating;
 
 /// The README's examples, compiled and run as doctests.

@@ -20,6 +20,7 @@ pub(crate) struct OrderKind {
 
 impl TaskKind for OrderKind {
     const CANCELLABLE: bool = true;
+    const COUNTED: bool = true;
 
     fn unobserved_panic(&self, panic: PanicError) {
         // A panicking panic handler has nowhere left to report to, and
@@ -95,6 +96,11 @@ pub struct Order<T> {
 impl<T> Order<T> {
     pub(crate) fn new(raw: RawOrder<T>) -> Order<T> {
         Order { raw }
+    }
+
+    /// The handle's engine half.
+    pub(crate) fn into_raw(self) -> RawOrder<T> {
+        self.raw
     }
 
     /// Waits for the order and returns its value.

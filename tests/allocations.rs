@@ -119,4 +119,34 @@ fn one_allocation_per_order() {
         Some(&ORDERS),
         "allocations per round for bursts of {ORDERS} orders: {rounds:?}"
     );
+
+    // Through an order set, reused: its places, its free list and its
+    // ready list keep their capacity, so once they are big enough a round
+    // allocates only the orders' blocks.
+    let mut set = bakehouse::OrderSet::new();
+    let mut through_a_set = |n: usize| {
+        let before = ALLOCATIONS.load(Ordering::SeqCst);
+        for i in 0..n {
+            set.submit(&bakery, move || i);
+        }
+        let mut total = 0;
+        while let Some(outcome) = set.join_next() {
+            total += outcome.unwrap();
+        }
+        assert_eq!(total, n * (n - 1) / 2);
+        ALLOCATIONS.load(Ordering::SeqCst) - before
+    };
+    let rounds: Vec<usize> = (0..20)
+        .map(|_| through_a_set(ORDERS))
+        .scan(false, |steady, count| {
+            let first = !*steady;
+            *steady |= count == ORDERS;
+            first.then_some(count)
+        })
+        .collect();
+    assert_eq!(
+        rounds.last(),
+        Some(&ORDERS),
+        "allocations per round through an order set of {ORDERS} orders: {rounds:?}"
+    );
 }

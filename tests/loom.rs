@@ -311,3 +311,38 @@ fn two_shutdowns_race() {
         closer.join().unwrap();
     });
 }
+
+/// `wait_idle` returns once the only baker ran the order and ran out of
+/// work, however the baker's search and sleep interleave with the waiter's
+/// check; the order is counted once.
+#[test]
+fn wait_idle_wakes_when_the_baker_runs_out_of_work() {
+    loom::model(|| {
+        let bakery = Bakery::new(1);
+        bakery.submit(|| ()).detach();
+        bakery.wait_idle();
+        let stats = bakery.stats();
+        assert_eq!((stats.submitted, stats.completed), (1, 1));
+        bakery.shutdown();
+    });
+}
+
+/// An order set collects both orders of the only baker, each once, while
+/// the orders finish and push themselves onto its ready list.
+#[test]
+fn an_order_set_collects_every_order() {
+    loom::model(|| {
+        let bakery = Bakery::new(1);
+        let mut set = bakehouse::OrderSet::new();
+        set.submit(&bakery, || 1);
+        set.submit(&bakery, || 2);
+        let mut values = [0; 2];
+        for value in &mut values {
+            *value = set.join_next().unwrap().unwrap();
+        }
+        values.sort_unstable();
+        assert_eq!(values, [1, 2]);
+        assert!(set.join_next().is_none());
+        bakery.shutdown();
+    });
+}

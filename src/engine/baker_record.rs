@@ -17,8 +17,36 @@
 //! * its operating system thread id, for the monitor to ask the kernel
 //!   whether it sleeps.
 //!
-//! Per-baker counters belong here too, each written only by its own baker
-//! so that counting costs no shared read-modify-write.
+//! * its counters for the statistics ([`Tally`]): orders submitted from
+//!   it, orders it ran, that panicked, that it found cancelled or rejected,
+//!   jobs it stole, and the time it spent busy.
+//!
+//! # Counters without a shared read-modify-write
+//!
+//! Every counter is written only by the thread holding the index, with a
+//! load and a store on the record's own line (the line it already writes
+//! for `progress`, so counting dirties no other line), never a
+//! read-modify-write. Readers (`Bakery::stats`) load each word on its own;
+//! a word only ever grows, so no reader sees one go backwards, though two
+//! words read one after the other are not one instant's picture.
+//!
+//! A baker that leaves (it retires, or the bakery closes) leaves its
+//! counters in the record, and the next baker to take the index counts on
+//! from there: the roster never frees a record, so nothing counted is ever
+//! lost from the totals, and a record's row in the statistics is its
+//! index's whole history. The next baker's first load sees the last store
+//! of the one before: the index passes between them under the staff lock
+//! (see [`super::registry::staff`]), which orders the two threads.
+//!
+//! Busy time is the time a baker is awake, as tokio counts its workers'
+//! busy time: running jobs, or looking for work between them, but not
+//! asleep. It is kept as stretches: a baker stamps the start of a stretch
+//! when it starts or wakes up and adds the stretch to its total right
+//! before it falls asleep, so it reads the clock twice per sleep (which
+//! costs a lock and a park anyway), never per order or per steal. A reader
+//! adds the stretch in progress, and reads the start stamp before and after
+//! the total to be sure the two belong together (see
+//! [`BakerRecord::busy`]).
 //!
 //! None of these words takes part in a protocol that must not lose work:
 //! a retire request, for one, is followed by a wake-up through the baker's
@@ -26,12 +54,14 @@
 //! models (see [`crate::engine::sync::unmodelled`]).
 
 use crate::engine::fifo::FifoQueue;
+use crate::engine::job::Fate;
 use crate::engine::job::JobRef;
 use crate::engine::sleep::Slot;
-use crate::engine::sync::unmodelled::{AtomicBool, AtomicUsize};
+use crate::engine::sync::unmodelled::{AtomicBool, AtomicU64, AtomicUsize};
 use crate::engine::sync::{self, Mutex, Ordering, Stealer, Worker};
 use crossbeam_utils::CachePadded;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// What a baker is doing, as its record says.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -74,6 +104,54 @@ struct Own {
     /// Set by `set_bakers` (under the staff lock), read by the baker
     /// between jobs.
     retire: AtomicBool,
+    /// The statistics' counters; written only by the baker.
+    tally: Tally,
+}
+
+/// One baker's counters for the statistics, each written only by the
+/// baker holding the index (see the module docs).
+#[derive(Default)]
+struct Tally {
+    submitted: AtomicU64,
+    completed: AtomicU64,
+    panicked: AtomicU64,
+    cancelled: AtomicU64,
+    rejected: AtomicU64,
+    steals: AtomicU64,
+    /// Nanoseconds busy, in finished stretches.
+    busy: AtomicU64,
+    /// When the stretch in progress started, in nanoseconds since the
+    /// record's epoch plus [`STAMP_BASE`]; [`NOT_BUSY`] while not busy,
+    /// [`ENDING`] while the stretch is being added to `busy`.
+    busy_since: AtomicU64,
+}
+
+/// What a record's counters said when read (see [`BakerRecord::tally`]).
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct TallySnapshot {
+    pub(crate) submitted: u64,
+    pub(crate) completed: u64,
+    pub(crate) panicked: u64,
+    pub(crate) cancelled: u64,
+    pub(crate) rejected: u64,
+    pub(crate) steals: u64,
+    pub(crate) busy: Duration,
+}
+
+/// The busy stamp of a baker not in a stretch of work.
+const NOT_BUSY: u64 = 0;
+/// The busy stamp while a stretch is being added to the total.
+const ENDING: u64 = 1;
+/// What a busy stamp adds to the nanoseconds it stands for.
+const STAMP_BASE: u64 = 2;
+
+/// Adds one to a counter only its owner writes: a load and a store.
+#[inline(always)]
+fn bump(counter: &AtomicU64) {
+    counter.store(
+        counter.load(Ordering::Relaxed).wrapping_add(1),
+        Ordering::Relaxed,
+    );
 }
 
 /// One baker's record.
@@ -99,6 +177,8 @@ pub(crate) struct BakerRecord {
     inbox: Mutex<Vec<JobRef>>,
     /// Whether `inbox` may hold a job: the baker's cheap look.
     inbox_pending: sync::AtomicBool,
+    /// What the busy stamps count from.
+    epoch: Instant,
 }
 
 impl BakerRecord {
@@ -114,6 +194,7 @@ impl BakerRecord {
                 activity: AtomicUsize::new(Activity::Vacant as usize),
                 progress: AtomicUsize::new(0),
                 retire: AtomicBool::new(false),
+                tally: Tally::default(),
             }),
             detected_blocked: AtomicBool::new(false),
             os_thread: AtomicUsize::new(0),
@@ -121,6 +202,7 @@ impl BakerRecord {
             fifo: FifoQueue::new(),
             inbox: Mutex::new(Vec::new()),
             inbox_pending: sync::AtomicBool::new(false),
+            epoch: Instant::now(),
         }
     }
 
@@ -263,5 +345,109 @@ impl BakerRecord {
     /// Records the kernel's id of the thread taking the index.
     pub(crate) fn set_os_thread(&self, id: Option<usize>) {
         self.os_thread.store(id.unwrap_or(0), Ordering::Relaxed);
+    }
+
+    // -----------------------------------------------------------------
+    // The statistics' counters: written only by the baker itself
+    // -----------------------------------------------------------------
+
+    /// Counts an order submitted from this baker onto its own deque.
+    #[inline]
+    pub(crate) fn count_submitted(&self) {
+        bump(&self.own.tally.submitted);
+    }
+
+    /// Counts what became of a job this baker settled.
+    #[inline]
+    pub(crate) fn count_fate(&self, fate: Fate) {
+        let tally = &self.own.tally;
+        match fate {
+            Fate::Kept | Fate::Untracked => {}
+            Fate::Completed => bump(&tally.completed),
+            Fate::Panicked => bump(&tally.panicked),
+            Fate::Cancelled => bump(&tally.cancelled),
+            Fate::Rejected => bump(&tally.rejected),
+        }
+    }
+
+    /// Counts a job stolen from a colleague.
+    #[inline]
+    pub(crate) fn count_steal(&self) {
+        bump(&self.own.tally.steals);
+    }
+
+    /// The baker starts, or wakes up: a stretch of awake time begins.
+    #[inline]
+    pub(crate) fn busy_from_now(&self) {
+        let since = self.nanos_since_epoch(Instant::now()) + STAMP_BASE;
+        self.own.tally.busy_since.store(since, Ordering::Release);
+    }
+
+    /// The baker is about to fall asleep: the stretch in progress, if any,
+    /// joins the total. It marks the stamp [`ENDING`] before it reads the clock,
+    /// and stores the total before clearing the stamp (see
+    /// [`busy`](Self::busy) for why).
+    #[inline]
+    pub(crate) fn busy_until_now(&self) {
+        let tally = &self.own.tally;
+        let since = tally.busy_since.load(Ordering::Relaxed);
+        if since == NOT_BUSY {
+            return;
+        }
+        tally.busy_since.store(ENDING, Ordering::Relaxed);
+        std::sync::atomic::fence(Ordering::SeqCst);
+        let now = self.nanos_since_epoch(Instant::now()) + STAMP_BASE;
+        let total = tally.busy.load(Ordering::Relaxed) + now.saturating_sub(since);
+        tally.busy.store(total, Ordering::Release);
+        tally.busy_since.store(NOT_BUSY, Ordering::Release);
+    }
+
+    fn nanos_since_epoch(&self, now: Instant) -> u64 {
+        u64::try_from(now.saturating_duration_since(self.epoch).as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    /// How long the bakers holding this index were busy, up to `now`,
+    /// including the stretch in progress. `now` must have been read before
+    /// this call.
+    ///
+    /// A stamp read unchanged before and after the total belongs with it
+    /// (the baker stores the total before clearing the stamp, and stamps a
+    /// new stretch only after that); a stamp that changed or is
+    /// [`ENDING`] is read again. And the value never goes backwards between
+    /// two reads: a reader that saw the stamp still set read its clock
+    /// before the baker marked it ending, so before the baker read the
+    /// clock that ends the stretch, and the part of the stretch it added is
+    /// no longer than the part the total gets.
+    pub(crate) fn busy(&self, now: Instant) -> Duration {
+        let tally = &self.own.tally;
+        loop {
+            let before = tally.busy_since.load(Ordering::SeqCst);
+            let total = tally.busy.load(Ordering::SeqCst);
+            let after = tally.busy_since.load(Ordering::SeqCst);
+            if before != after || before == ENDING {
+                std::hint::spin_loop();
+                continue;
+            }
+            let running = match before {
+                NOT_BUSY => 0,
+                since => (self.nanos_since_epoch(now) + STAMP_BASE).saturating_sub(since),
+            };
+            return Duration::from_nanos(total.saturating_add(running));
+        }
+    }
+
+    /// What the counters say now (each word read on its own).
+    pub(crate) fn tally(&self, now: Instant) -> TallySnapshot {
+        let tally = &self.own.tally;
+        let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        TallySnapshot {
+            submitted: load(&tally.submitted),
+            completed: load(&tally.completed),
+            panicked: load(&tally.panicked),
+            cancelled: load(&tally.cancelled),
+            rejected: load(&tally.rejected),
+            steals: load(&tally.steals),
+            busy: self.busy(now),
+        }
     }
 }

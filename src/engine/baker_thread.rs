@@ -48,7 +48,7 @@
 //! when the awaited work sat in the injector with no other baker free.
 
 use crate::engine::baker_record::{Activity, BakerRecord};
-use crate::engine::job::{JobRef, Mode};
+use crate::engine::job::{Fate, JobRef, Mode};
 use crate::engine::probe::Probe;
 use crate::engine::registry::{Registry, RegistryId};
 use crate::engine::sleep::SlotState;
@@ -178,11 +178,18 @@ impl BakerThread {
     }
 
     /// Runs a job taken from a queue, and counts it as progress (see
-    /// [`super::monitor`]).
+    /// [`super::monitor`]) and in the statistics.
     #[inline]
     pub(crate) fn execute(&self, job: JobRef) {
         self.count_progress();
-        job.execute(self.registry.mode());
+        let fate = job.execute(self.registry.mode());
+        self.count_fate(fate);
+    }
+
+    /// Counts what became of a job this baker settled, in its record.
+    #[inline]
+    pub(crate) fn count_fate(&self, fate: Fate) {
+        self.record().count_fate(fate);
     }
 
     /// Counts a job started here some other way (an order a join popped
@@ -268,7 +275,10 @@ impl BakerThread {
             let victims = (start..bakers).chain(0..start).filter(|&i| i != self.index);
             for victim in victims {
                 match self.registry.steal(victim) {
-                    Steal::Success(job) => return Some(job),
+                    Steal::Success(job) => {
+                        self.record().count_steal();
+                        return Some(job);
+                    }
                     Steal::Empty => {}
                     Steal::Retry => retry = true,
                 }
@@ -445,13 +455,25 @@ impl BakerThread {
                 // before the keep-alive is read, with a fence between: a
                 // surplus that appears meanwhile wakes this baker (see
                 // `Registry::update_surplus`), or this read sees it.
+                // Awake time ends here (see `super::baker_record`).
+                if let Some(record) = record {
+                    record.busy_until_now();
+                }
                 set_activity(Activity::Idle);
                 fence(Ordering::SeqCst);
+                if record.is_some() {
+                    // After the fence: pairs with a waiter for an idle
+                    // bakery (see `super::idle`).
+                    self.registry.baker_stopped();
+                }
                 let timeout = probe.sleep_timeout();
                 let timed_out =
                     self.registry
                         .sleep(self.index, mode, keep_sleeping, has_work, timeout);
                 set_activity(Activity::Searching);
+                if let Some(record) = record {
+                    record.busy_from_now();
+                }
                 if timed_out {
                     probe.timed_out();
                 }
@@ -596,6 +618,7 @@ pub(crate) fn run(registry: Arc<Registry>, index: usize, stack_size: usize) {
         index,
         retiring: Cell::new(false),
     };
+    record.busy_from_now();
     baker.work_until(&life, Reach::Everywhere);
     let retiring = life.retiring.get();
     if let Some(hook) = baker.registry.stop_hook() {
@@ -627,6 +650,12 @@ pub(crate) fn run(registry: Arc<Registry>, index: usize, stack_size: usize) {
             baker.execute(job);
         }
     }
+    // Going home: its awake time ends.
+    record.busy_until_now();
+    // Vacant (said above, under the staff lock), then the fence the idle
+    // waiters pair with (see `crate::engine::idle`).
+    fence(Ordering::SeqCst);
+    baker.registry.baker_stopped();
     std::mem::forget(abort);
     // Work drained from here on runs as outside work: it cannot push onto
     // this baker's deque, which nobody would empty any more.

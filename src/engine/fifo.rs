@@ -25,7 +25,7 @@
 //! taken in submission order; orders submitted from different bakers are
 //! not ordered with respect to each other.
 
-use crate::engine::job::{Job, JobRef, Mode};
+use crate::engine::job::{Fate, Job, JobRef, Mode};
 use crate::engine::sync::Mutex;
 use std::collections::VecDeque;
 use std::ptr::NonNull;
@@ -60,7 +60,7 @@ impl FifoQueue {
 }
 
 impl Job for FifoQueue {
-    unsafe fn execute(this: NonNull<Self>, mode: Mode) -> bool {
+    unsafe fn execute(this: NonNull<Self>, mode: Mode) -> Fate {
         // SAFETY: the pusher keeps the queue in place until every stand-in
         // pointing at it has been executed, and this is one of them.
         let queue = unsafe { this.as_ref() };
@@ -71,26 +71,27 @@ impl Job for FifoQueue {
             // Impossible: one order was pushed for every stand-in, and each
             // stand-in takes one (see the module docs).
             debug_assert!(false, "a FIFO stand-in found its queue empty");
-            return true;
+            return Fate::Untracked;
         };
-        job.execute(mode);
-        true
+        // What became of the order is what became of its stand-in.
+        job.execute(mode)
     }
 }
 
 impl FifoQueue {
     /// For `shutdown_now`'s sweep through one stand-in: cancels the oldest
     /// order of the queue that can be cancelled, wherever it sits (orders
-    /// that cannot, scoped ones, may be ahead of it), and reports whether it
-    /// found one. The others keep their places.
-    fn cancel_one(&self) -> bool {
+    /// that cannot, scoped ones, may be ahead of it), and says what became
+    /// of it, or [`Fate::Kept`] if none could be. The others keep their
+    /// places.
+    fn cancel_one(&self) -> Fate {
         let mut jobs = self.jobs.lock();
         let mut kept = Vec::new();
-        let mut cancelled = false;
+        let mut fate = Fate::Kept;
         while let Some(job) = jobs.pop_front() {
             match job.try_cancel() {
-                Ok(()) => {
-                    cancelled = true;
+                Ok(cancelled) => {
+                    fate = cancelled;
                     break;
                 }
                 Err(job) => kept.push(job),
@@ -99,6 +100,6 @@ impl FifoQueue {
         for job in kept.into_iter().rev() {
             jobs.push_front(job);
         }
-        cancelled
+        fate
     }
 }

@@ -43,6 +43,12 @@
 //! `shutdown_now` that drains the queues while a batch is in flight misses
 //! it; the baker that holds it cancels those orders as it takes them, or a
 //! colleague steals and cancels them.
+//!
+//! # The submitted count
+//!
+//! The orders submitted from outside the bakery are counted here, for the
+//! statistics: under the lock that the push takes anyway, so the count
+//! costs a submitter no extra read-modify-write.
 
 use crate::engine::job::JobRef;
 use crate::engine::sync::{AtomicUsize, Mutex, Ordering, Worker};
@@ -58,7 +64,14 @@ const MAX_BATCH: usize = 32;
 pub(crate) struct Injector {
     /// How many jobs `queue` holds (see the module docs).
     len: CachePadded<AtomicUsize>,
-    queue: CachePadded<Mutex<VecDeque<JobRef>>>,
+    queue: CachePadded<Mutex<Ring>>,
+}
+
+/// What the lock guards.
+struct Ring {
+    jobs: VecDeque<JobRef>,
+    /// Orders pushed with [`Injector::push_order`], ever.
+    submitted: u64,
 }
 
 impl Injector {
@@ -66,16 +79,33 @@ impl Injector {
     pub(crate) fn new() -> Injector {
         Injector {
             len: CachePadded::new(AtomicUsize::new(0)),
-            queue: CachePadded::new(Mutex::new(VecDeque::new())),
+            queue: CachePadded::new(Mutex::new(Ring {
+                jobs: VecDeque::new(),
+                submitted: 0,
+            })),
         }
     }
 
     /// Appends `job` at the back.
     #[inline]
     pub(crate) fn push(&self, job: JobRef) {
-        let mut queue = self.queue.lock();
-        queue.push_back(job);
-        self.len.store(queue.len(), Ordering::Release);
+        let mut ring = self.queue.lock();
+        ring.jobs.push_back(job);
+        self.len.store(ring.jobs.len(), Ordering::Release);
+    }
+
+    /// Appends `job`, a newly submitted order, at the back, and counts it.
+    #[inline]
+    pub(crate) fn push_order(&self, job: JobRef) {
+        let mut ring = self.queue.lock();
+        ring.jobs.push_back(job);
+        ring.submitted += 1;
+        self.len.store(ring.jobs.len(), Ordering::Release);
+    }
+
+    /// How many orders were pushed with [`push_order`](Self::push_order).
+    pub(crate) fn submitted(&self) -> u64 {
+        self.queue.lock().submitted
     }
 
     /// Takes the oldest job.
@@ -83,9 +113,9 @@ impl Injector {
         if self.is_empty() {
             return None;
         }
-        let mut queue = self.queue.lock();
-        let job = queue.pop_front();
-        self.len.store(queue.len(), Ordering::Release);
+        let mut ring = self.queue.lock();
+        let job = ring.jobs.pop_front();
+        self.len.store(ring.jobs.len(), Ordering::Release);
         job
     }
 
@@ -102,7 +132,8 @@ impl Injector {
         }
         let mut batch: [Option<JobRef>; MAX_BATCH] = [const { None }; MAX_BATCH];
         let (job, moved) = {
-            let mut queue = self.queue.lock();
+            let mut ring = self.queue.lock();
+            let queue = &mut ring.jobs;
             let job = queue.pop_front()?;
             let moved = queue.len().min(MAX_BATCH);
             for (slot, entry) in batch.iter_mut().zip(queue.drain(..moved)) {
@@ -143,7 +174,7 @@ impl fmt::Debug for Injector {
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::{Injector, MAX_BATCH};
-    use crate::engine::job::{Job, JobRef, Mode};
+    use crate::engine::job::{Fate, Job, JobRef, Mode};
     use crate::engine::sync::Worker;
     use std::cell::Cell;
     use std::ptr::NonNull;
@@ -152,11 +183,11 @@ mod tests {
     struct Counted(Cell<u32>);
 
     impl Job for Counted {
-        unsafe fn execute(this: NonNull<Self>, _mode: Mode) -> bool {
+        unsafe fn execute(this: NonNull<Self>, _mode: Mode) -> Fate {
             // SAFETY: the jobs outlive their `JobRef`s in these tests.
             let job = unsafe { this.as_ref() };
             job.0.set(job.0.get() + 1);
-            true
+            Fate::Untracked
         }
     }
 

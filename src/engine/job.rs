@@ -31,24 +31,48 @@ pub(crate) enum Mode {
     RejectOrRun,
 }
 
+/// What became of a job taken from a queue, for the bakery's statistics.
+///
+/// An order (of [`Bakery::submit`](crate::Bakery::submit)) is counted once,
+/// by whoever settles it: the baker that ran it, or the thread that let go
+/// of its queue entry after it was cancelled or rejected. Forks, scoped
+/// orders and carriers are not orders for the statistics.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Fate {
+    /// Not consumed: `Mode::CancelOrKeep` on a job that cannot be cancelled.
+    Kept,
+    /// Consumed, and nothing to count: not an order, or an order whose
+    /// handle ran it (and counted it).
+    Untracked,
+    /// An order that ran here and returned.
+    Completed,
+    /// An order that ran here and panicked.
+    Panicked,
+    /// An order cancelled (here, or earlier through its handle).
+    Cancelled,
+    /// An order rejected (here, or earlier by its submitter).
+    Rejected,
+}
+
 /// A job that can sit in a queue behind a [`JobRef`].
 pub(crate) trait Job {
-    /// Runs (or cancels) the job and gives up the queue's reference to it.
-    /// Returns `false`, having done nothing, only for `Mode::CancelOrKeep` on
-    /// a job that cannot be cancelled.
+    /// Runs (or cancels) the job and gives up the queue's reference to it,
+    /// saying what became of it. Returns [`Fate::Kept`], having done
+    /// nothing, only for `Mode::CancelOrKeep` on a job that cannot be
+    /// cancelled.
     ///
     /// # Safety
     ///
     /// `this` must come from the [`JobRef`] that the queue held, and that
     /// `JobRef` must be executed at most once (a call that returned `false`
     /// does not count).
-    unsafe fn execute(this: NonNull<Self>, mode: Mode) -> bool;
+    unsafe fn execute(this: NonNull<Self>, mode: Mode) -> Fate;
 }
 
 /// A type-erased, unique reference to a queued job.
 pub(crate) struct JobRef {
     pointer: NonNull<()>,
-    execute_fn: unsafe fn(NonNull<()>, Mode) -> bool,
+    execute_fn: unsafe fn(NonNull<()>, Mode) -> Fate,
 }
 
 // SAFETY: a `JobRef` is only created for jobs whose closures and results are
@@ -76,24 +100,23 @@ impl JobRef {
 
     /// Runs the job (`Mode::Run`), or cancels (`Mode::CancelOrRun`) or
     /// rejects (`Mode::RejectOrRun`) it if it can be cancelled and runs it
-    /// otherwise.
+    /// otherwise. Says what became of it.
     #[inline]
-    pub(crate) fn execute(self, mode: Mode) {
+    pub(crate) fn execute(self, mode: Mode) -> Fate {
         debug_assert_ne!(mode, Mode::CancelOrKeep);
         // SAFETY: `self` is consumed, so the job runs once; its creator
         // promised the pointer stays valid until then.
-        unsafe { (self.execute_fn)(self.pointer, mode) };
+        unsafe { (self.execute_fn)(self.pointer, mode) }
     }
 
     /// Cancels the job if it can be cancelled; otherwise hands it back
     /// untouched.
-    pub(crate) fn try_cancel(self) -> Result<(), JobRef> {
-        // SAFETY: as in `execute`; a `false` return means the job was not
-        // touched, and `self` is handed back to be executed later.
-        if unsafe { (self.execute_fn)(self.pointer, Mode::CancelOrKeep) } {
-            Ok(())
-        } else {
-            Err(self)
+    pub(crate) fn try_cancel(self) -> Result<Fate, JobRef> {
+        // SAFETY: as in `execute`; `Kept` means the job was not touched,
+        // and `self` is handed back to be executed later.
+        match unsafe { (self.execute_fn)(self.pointer, Mode::CancelOrKeep) } {
+            Fate::Kept => Err(self),
+            fate => Ok(fate),
         }
     }
 }
@@ -103,7 +126,7 @@ impl JobRef {
 /// # Safety
 ///
 /// `pointer` must be the pointer a [`JobRef`] for a `J` was made from.
-unsafe fn execute_erased<J: Job>(pointer: NonNull<()>, mode: Mode) -> bool {
+unsafe fn execute_erased<J: Job>(pointer: NonNull<()>, mode: Mode) -> Fate {
     // SAFETY: the caller passes the pointer stored beside this function.
     unsafe { J::execute(pointer.cast(), mode) }
 }

@@ -5,12 +5,14 @@
 pub(crate) mod baker_record;
 pub(crate) mod baker_thread;
 pub(crate) mod fifo;
+pub(crate) mod idle;
 pub(crate) mod injector;
 pub(crate) mod job;
 pub(crate) mod join;
 pub(crate) mod latch;
 pub(crate) mod monitor;
 pub(crate) mod probe;
+pub(crate) mod ready_list;
 pub(crate) mod registry;
 pub(crate) mod roster;
 pub(crate) mod sleep;

@@ -13,11 +13,14 @@
 //! the `closed` flag then, which is what lets a shutdown lose nothing (see
 //! [`shutdown`]).
 
+mod idle;
 pub(crate) mod shutdown;
 pub(crate) mod staff;
+pub(crate) mod tally;
 
 use crate::engine::baker_record::{Activity, BakerRecord};
 use crate::engine::fifo::FifoQueue;
+use crate::engine::idle::IdleWatch;
 use crate::engine::injector::Injector;
 use crate::engine::job::{JobRef, Mode};
 use crate::engine::monitor::Monitor;
@@ -106,6 +109,10 @@ pub(crate) struct Registry {
     cores: usize,
     /// Delayed orders waiting for their deadlines (see [`super::timer`]).
     timer: Timer,
+    /// Who waits for the bakery to be idle (see [`idle`]).
+    idle: IdleWatch,
+    /// What the statistics count off the bakers (see [`tally`]).
+    rare: tally::RareTally,
 }
 
 /// Everything [`Registry::start`] needs.
@@ -154,6 +161,8 @@ impl Registry {
             monitor: parts.blocking_threshold.map(Monitor::new),
             cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
             timer: Timer::new(),
+            idle: IdleWatch::new(),
+            rare: tally::RareTally::default(),
         }
     }
 
@@ -235,6 +244,19 @@ impl Registry {
     #[inline]
     pub(crate) fn inject<R>(&self, job: JobRef, if_closed: impl FnOnce() -> R) -> Option<R> {
         self.injector.push(job);
+        self.after_inject(if_closed)
+    }
+
+    /// [`inject`](Self::inject) for a newly submitted order, which the
+    /// injector counts (see [`tally`]).
+    #[inline]
+    pub(crate) fn inject_order<R>(&self, job: JobRef, if_closed: impl FnOnce() -> R) -> Option<R> {
+        self.injector.push_order(job);
+        self.after_inject(if_closed)
+    }
+
+    #[inline]
+    fn after_inject<R>(&self, if_closed: impl FnOnce() -> R) -> Option<R> {
         fence(Ordering::SeqCst);
         if self.closed.load(Ordering::Relaxed) {
             let settled = if_closed();

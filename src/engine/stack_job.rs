@@ -6,7 +6,7 @@
 //! borrowing from it sound (see [`super::join`]). Whoever runs it sets its
 //! latch, the last thing it touches.
 
-use crate::engine::job::{Job, JobRef, Mode};
+use crate::engine::job::{Fate, Job, JobRef, Mode};
 use crate::engine::latch::Latch;
 use crate::engine::sync::UnsafeCell;
 use crate::engine::unwind::{self, AbortIfPanic, Payload};
@@ -91,11 +91,11 @@ where
     F: FnOnce() -> R + Send,
     R: Send,
 {
-    unsafe fn execute(this: NonNull<Self>, mode: Mode) -> bool {
+    unsafe fn execute(this: NonNull<Self>, mode: Mode) -> Fate {
         // A fork is part of an order that is already running: it always runs,
         // even under `shutdown_now`.
         if mode == Mode::CancelOrKeep {
-            return false;
+            return Fate::Kept;
         }
         // SAFETY: the forking baker keeps the job alive until its latch is
         // set, which is the last thing done here.
@@ -118,6 +118,6 @@ where
         // the owner can see the latch and free the job.
         unsafe { L::set(std::ptr::addr_of!(job.latch)) };
         mem::forget(abort);
-        true
+        Fate::Untracked
     }
 }

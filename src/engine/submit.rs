@@ -41,6 +41,9 @@ where
             // a join must not look for the order itself there.
             let home = (fifo == Fifo::No).then(|| baker.index());
             let task = NewTask::new(func, kind(), registry.id(), home);
+            if K::COUNTED {
+                baker.record().count_submitted();
+            }
             // SAFETY: the only queue reference of this task.
             let job = unsafe { task.job_ref() };
             let job = match fifo {
@@ -54,6 +57,9 @@ where
         }
         None => {
             if registry.is_closed() {
+                if K::COUNTED {
+                    registry.count_refused();
+                }
                 return Err(func);
             }
             let task = NewTask::new(func, kind(), registry.id(), None);
@@ -64,7 +70,14 @@ where
                 // SAFETY: the registry outlives every job queued in it.
                 Fifo::Yes => unsafe { registry.fifo().push(job) },
             };
-            match registry.inject(job, || task.reject()) {
+            // A rejection here is counted when the bakery lets go of the
+            // entry (see `registry::tally`).
+            let injected = if K::COUNTED {
+                registry.inject_order(job, || task.reject())
+            } else {
+                registry.inject(job, || task.reject())
+            };
+            match injected {
                 Some(Some(func)) => {
                     drop(task.into_handle());
                     Err(func)

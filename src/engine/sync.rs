@@ -234,5 +234,5 @@ pub(crate) use imp::*;
 /// which leaves them out of its models so that they add no interleavings to
 /// explore.
 pub(crate) mod unmodelled {
-    pub(crate) use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize};
+    pub(crate) use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize};
 }

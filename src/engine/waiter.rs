@@ -10,6 +10,7 @@
 //! the slow path (a wait that did not find the outcome ready), never by a
 //! fast `join` of a finished order.
 
+use crate::engine::ready_list::ReadyList;
 use crate::engine::registry::Registry;
 use crate::engine::sync::{thread::Thread, Arc, Mutex};
 use crate::engine::unwind;
@@ -26,6 +27,9 @@ pub(crate) enum Waiter {
         registry: Arc<Registry>,
         index: usize,
     },
+    /// An order set: the finished order's place goes onto the set's ready
+    /// list, which wakes the set's own waiter (see [`super::ready_list`]).
+    Ready { list: Arc<ReadyList>, place: usize },
 }
 
 impl Waiter {
@@ -40,6 +44,7 @@ impl Waiter {
             Waiter::Baker { registry, index } => {
                 registry.wake_baker(index);
             }
+            Waiter::Ready { list, place } => list.push(place),
         }
     }
 

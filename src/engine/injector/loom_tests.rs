@@ -21,8 +21,8 @@ use std::ptr::NonNull;
 struct Nothing;
 
 impl Job for Nothing {
-    unsafe fn execute(_this: NonNull<Self>, _mode: Mode) -> bool {
-        true
+    unsafe fn execute(_this: NonNull<Self>, _mode: Mode) -> crate::engine::job::Fate {
+        crate::engine::job::Fate::Untracked
     }
 }
 

@@ -95,11 +95,10 @@ impl Registry {
         let mut keep = Vec::new();
         let mut drain = |steal: &dyn Fn() -> Steal<JobRef>| loop {
             match steal() {
-                Steal::Success(job) => {
-                    if let Err(job) = job.try_cancel() {
-                        keep.push(job);
-                    }
-                }
+                Steal::Success(job) => match job.try_cancel() {
+                    Ok(fate) => self.count_fate_off_baker(fate),
+                    Err(job) => keep.push(job),
+                },
                 Steal::Empty => break,
                 Steal::Retry => {}
             }
@@ -148,7 +147,8 @@ impl Registry {
     /// give up their reference.
     fn drain_injector(&self) {
         while let Some(job) = self.injector.pop() {
-            job.execute(Mode::RejectOrRun);
+            let fate = job.execute(Mode::RejectOrRun);
+            self.count_fate_off_baker(fate);
         }
     }
 

@@ -275,6 +275,8 @@ impl Registry {
             }
             Err(source) => {
                 record.set_activity(Activity::Vacant);
+                fence(Ordering::SeqCst);
+                this.baker_stopped();
                 staff.free.push(Reverse(index));
                 if counted == Counted::No {
                     this.baker_leaving();
@@ -502,6 +504,14 @@ impl Registry {
     /// The most bakers the bakery may hold.
     pub(crate) fn max_bakers(&self) -> usize {
         self.lock_staff().max
+    }
+
+    /// The staff's counts, for the statistics: the configured number, the
+    /// bakers on duty (a thread holds an index and is not retiring), and
+    /// how many of them are blocked (declared or detected).
+    pub(crate) fn headcount(&self) -> (usize, usize, usize) {
+        let staff = self.staff.lock();
+        (staff.target, staff.on_duty, staff.blocked)
     }
 }
 

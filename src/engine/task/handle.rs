@@ -5,10 +5,11 @@
 use super::raw::{Core, Header};
 use super::state::HANDLE;
 use crate::engine::baker_thread::BakerThread;
-use crate::engine::job::{JobRef, Mode};
+use crate::engine::job::{Fate, JobRef, Mode};
 use crate::engine::probe::Probe;
+use crate::engine::ready_list::ReadyList;
 use crate::engine::registry::RegistryId;
-use crate::engine::sync::{local, Ordering};
+use crate::engine::sync::{local, Arc, Ordering};
 use crate::engine::unwind;
 use crate::engine::wait;
 use crate::engine::waiter::Waiter;
@@ -150,13 +151,14 @@ impl<T> RawOrder<T> {
         if !header.state.load(Ordering::Acquire).is_pending() || mode != Mode::Run {
             // Cancelled through this handle already, or to be cancelled now:
             // the general path reports it.
-            job.execute(mode);
+            count_here(self.pool(), job.execute(mode));
             return self.into_outcome();
         }
         // SAFETY: this thread holds both references (the handle, and the
         // queue entry it popped), so no other thread can reach the block;
         // the order is pending; the vtable matches the block's type.
-        unsafe { (header.vtable.run_alone)(self.core.cast()) };
+        let fate = unsafe { (header.vtable.run_alone)(self.core.cast()) };
+        count_here(self.pool(), fate);
         let output = self.read_output();
         header.state.set_ran_alone();
         // SAFETY: both references are this thread's and are dropped here;
@@ -196,7 +198,9 @@ impl<T> RawOrder<T> {
                 }
                 // Not in this baker's deque: claim it where it sits, or wait
                 // for it while working.
-                if !self.run_here() {
+                if let Some(fate) = self.run_here_fate() {
+                    baker.count_fate(fate);
+                } else {
                     assert!(
                         !self.runs_beneath_caller(),
                         "joining this order would deadlock: it runs further down this \
@@ -274,14 +278,39 @@ impl<T> RawOrder<T> {
     /// Claims the order and runs it on this thread if nobody started it.
     /// Returns whether it ran here.
     pub(crate) fn run_here(&self) -> bool {
+        self.run_here_fate().is_some()
+    }
+
+    /// Like [`run_here`](Self::run_here), saying how the order ended if it
+    /// ran here, for the statistics.
+    fn run_here_fate(&self) -> Option<Fate> {
         let header = self.header();
         if !header.claim() {
-            return false;
+            return None;
         }
         // SAFETY: this thread holds the handle and won the claim; the vtable
         // matches the block's type.
-        unsafe { (header.vtable.run_claimed)(self.core.cast()) };
-        true
+        Some(unsafe { (header.vtable.run_claimed)(self.core.cast()) })
+    }
+
+    /// Names the order's place in an order set as its waiter: when it
+    /// finishes, the place goes onto `list`. Returns `false` if the order
+    /// already has an outcome (the caller then queues the place itself).
+    pub(crate) fn register_ready(&self, list: &Arc<ReadyList>, place: usize) -> bool {
+        let header = self.header();
+        let waiter = Waiter::Ready {
+            list: list.clone(),
+            place,
+        };
+        header
+            .waiter
+            .register(waiter, || header.state.set_awaiter())
+    }
+
+    /// Takes the outcome of an order that has one, and lets go of the
+    /// handle.
+    pub(crate) fn into_finished(self) -> Result<T, OrderError> {
+        self.into_outcome()
     }
 
     /// Registers an async task's waker; returns `false` if the order already
@@ -291,6 +320,18 @@ impl<T> RawOrder<T> {
         header
             .waiter
             .register_waker(waker, || header.state.set_awaiter())
+    }
+}
+
+/// Counts `fate` on the calling baker, which belongs to bakery `pool` (the
+/// joins that run an order on their own thread run only on its bakers).
+fn count_here(pool: RegistryId, fate: Fate) {
+    if fate != Fate::Untracked {
+        BakerThread::with_own(pool, |baker| {
+            if let Some(baker) = baker {
+                baker.count_fate(fate);
+            }
+        });
     }
 }
 

@@ -2,7 +2,7 @@
 //! vtable, and what a queue does with it.
 
 use super::state::{Close, Snapshot, State, SCHEDULED};
-use crate::engine::job::{Job, Mode};
+use crate::engine::job::{Fate, Job, Mode};
 use crate::engine::registry::RegistryId;
 use crate::engine::sync::{local, AtomicUsize, Ordering, UnsafeCell};
 use crate::engine::unwind::{self, Payload};
@@ -16,6 +16,10 @@ use std::ptr::NonNull;
 pub(crate) trait TaskKind: Send {
     /// Whether `shutdown_now` may cancel it.
     const CANCELLABLE: bool;
+
+    /// Whether the bakery's statistics count it as an order (see
+    /// [`Fate`]).
+    const COUNTED: bool = false;
 
     /// Receives a panic that nobody observed through the handle: the
     /// order's own panic when its outcome is dropped untaken, or a panic
@@ -43,11 +47,12 @@ pub(super) struct Header {
 
 /// The typed operations a handle needs without knowing the closure's type.
 pub(super) struct VTable {
-    /// Runs a claimed task on the handle's thread and completes it.
-    pub(super) run_claimed: unsafe fn(NonNull<Header>),
+    /// Runs a claimed task on the handle's thread and completes it; says
+    /// how it ended, for the statistics.
+    pub(super) run_claimed: unsafe fn(NonNull<Header>) -> Fate,
     /// Runs the closure and writes the outcome, touching no state: for a
     /// handle whose thread holds both references.
-    pub(super) run_alone: unsafe fn(NonNull<Header>),
+    pub(super) run_alone: unsafe fn(NonNull<Header>) -> Fate,
     /// Drops the closure of a task the handle just cancelled.
     pub(super) drop_closure: unsafe fn(NonNull<Header>),
     /// Frees the block.
@@ -145,11 +150,28 @@ where
         })
     }
 
-    /// Runs the closure of a task this thread claimed and writes the outcome.
-    fn run_claimed(this: NonNull<Self>) {
+    /// What to count for a task that was closed without running.
+    #[inline]
+    fn fate_of_closed(rejected: bool) -> Fate {
+        match (K::COUNTED, rejected) {
+            (false, _) => Fate::Untracked,
+            (true, false) => Fate::Cancelled,
+            (true, true) => Fate::Rejected,
+        }
+    }
+
+    /// Runs the closure of a task this thread claimed and writes the
+    /// outcome; says how it ended.
+    #[inline]
+    fn run_claimed(this: NonNull<Self>) -> Fate {
         // SAFETY: the claim gives this thread the closure.
         let func = unsafe { Self::take_closure(this) };
         let outcome = unwind::halt_unwinding(func);
+        let fate = match (K::COUNTED, outcome.is_ok()) {
+            (false, _) => Fate::Untracked,
+            (true, true) => Fate::Completed,
+            (true, false) => Fate::Panicked,
+        };
         // SAFETY: this thread holds a reference, so the block is alive.
         let task = unsafe { this.as_ref() };
         task.core.output.with_mut(|output| {
@@ -157,26 +179,27 @@ where
             // publishing `COMPLETED`; nobody reads it before that.
             unsafe { (*output).write(outcome) };
         });
+        fate
     }
 
     /// The `JobRef` side: a baker (or a drain) took the task from a queue.
-    fn execute_from_queue(this: NonNull<Self>, mode: Mode) -> bool {
+    fn execute_from_queue(this: NonNull<Self>, mode: Mode) -> Fate {
         let header = Self::header(this);
         let close = match mode {
             Mode::Run => None,
             _ if !K::CANCELLABLE => {
                 if mode == Mode::CancelOrKeep {
-                    return false;
+                    return Fate::Kept;
                 }
                 None
             }
             Mode::RejectOrRun => Some(Close::Reject),
             Mode::CancelOrRun | Mode::CancelOrKeep => Some(Close::Cancel),
         };
-        match close {
+        let fate = match close {
             None => {
                 if header.claim() {
-                    Self::run_claimed(this);
+                    let fate = Self::run_claimed(this);
                     let completion = header.state.complete(true);
                     if completion.released_queue_ref {
                         if !completion.previous.has_handle() {
@@ -184,20 +207,40 @@ where
                             // was the last holder.
                             unsafe { Self::dealloc(this.cast()) };
                         }
-                        return true;
+                        return fate;
                     }
                     header.notify_if_awaited(completion.previous);
+                    fate
+                } else {
+                    Self::fate_of_stale(header)
                 }
             }
             Some(why) => {
                 if let Some(previous) = header.state.close(why) {
                     Self::drop_closure_caught(this);
                     header.notify_if_awaited(previous);
+                    Self::fate_of_closed(why == Close::Reject)
+                } else {
+                    Self::fate_of_stale(header)
                 }
             }
-        }
+        };
         Self::release(this, SCHEDULED);
-        true
+        fate
+    }
+
+    /// What to count for a queue entry whose task left pending before this
+    /// thread took the entry: cancelled or rejected meanwhile (counted now,
+    /// as the bakery lets go of it), or claimed by its handle (which
+    /// counted it).
+    #[cold]
+    fn fate_of_stale(header: &Header) -> Fate {
+        let state = header.state.load(Ordering::Acquire);
+        if state.is_completed() || state.is_running() {
+            Fate::Untracked
+        } else {
+            Self::fate_of_closed(state.is_rejected())
+        }
     }
 
     /// Drops the closure after a successful cancellation on a baker, routing a
@@ -228,11 +271,12 @@ where
     /// # Safety
     ///
     /// The caller must hold the handle and have won the claim.
-    unsafe fn run_claimed_by_handle(header: NonNull<Header>) {
+    unsafe fn run_claimed_by_handle(header: NonNull<Header>) -> Fate {
         let this = header.cast::<Self>();
-        Self::run_claimed(this);
+        let fate = Self::run_claimed(this);
         let completion = Self::header(this).state.complete(false);
         Self::header(this).notify_if_awaited(completion.previous);
+        fate
     }
 
     /// Runs the closure of a task nobody else can reach.
@@ -240,8 +284,8 @@ where
     /// # Safety
     ///
     /// The caller must hold both references and the task must be pending.
-    unsafe fn run_alone(header: NonNull<Header>) {
-        Self::run_claimed(header.cast());
+    unsafe fn run_alone(header: NonNull<Header>) -> Fate {
+        Self::run_claimed(header.cast())
     }
 
     /// Drops one reference and frees the block if it was the last.
@@ -303,7 +347,7 @@ where
     T: Send,
     K: TaskKind,
 {
-    unsafe fn execute(this: NonNull<Self>, mode: Mode) -> bool {
+    unsafe fn execute(this: NonNull<Self>, mode: Mode) -> Fate {
         Self::execute_from_queue(this, mode)
     }
 }

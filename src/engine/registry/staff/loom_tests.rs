@@ -27,10 +27,10 @@ use std::time::Duration;
 struct SetFlag(AtomicBool);
 
 impl Job for SetFlag {
-    unsafe fn execute(this: NonNull<Self>, _mode: Mode) -> bool {
+    unsafe fn execute(this: NonNull<Self>, _mode: Mode) -> crate::engine::job::Fate {
         // SAFETY: the models keep the job alive until it ran.
         unsafe { this.as_ref() }.0.store(true, Ordering::Release);
-        true
+        crate::engine::job::Fate::Untracked
     }
 }
 
