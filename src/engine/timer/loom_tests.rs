@@ -70,7 +70,9 @@ fn delayed(runs: &Arc<Counter>) -> (TimedTask, RawOrder<Arc<()>>) {
 fn start(timer: &Arc<Timer>) -> Option<thread::JoinHandle<()>> {
     let timer = timer.clone();
     Some(loom::thread::spawn(move || {
-        timer.run(|task| task.into_due().execute(Mode::Run));
+        timer.run(|task| {
+            task.into_due().execute(Mode::Run);
+        });
     }))
 }
 
