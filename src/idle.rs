@@ -18,6 +18,9 @@ impl Bakery {
     /// load each time they run out of work.
     ///
     /// A bakery that was shut down and whose bakers went home is idle.
+    /// Delayed orders ([`submit_after`](Bakery::submit_after) and the like)
+    /// whose time has not come are not queued yet: they do not keep it
+    /// waiting, and join the queue when they are due.
     ///
     /// # Panics
     ///
