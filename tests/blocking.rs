@@ -457,3 +457,26 @@ fn undeclared_blocking_is_noticed_when_the_awaited_order_sits_in_the_bakers_own_
         }
     }
 }
+
+/// An order that blocks, undeclared, on an order submitted from outside
+/// only once every baker is busy: that submit must wake the monitor, which
+/// was asleep (nothing waited when the blocked order started), so that a
+/// stand-in runs the awaited order.
+#[test]
+fn a_submit_that_finds_every_baker_busy_wakes_the_monitor() {
+    let bakery = Bakery::new(1);
+    let (tx, rx) = mpsc::channel::<()>();
+    let (started_tx, started_rx) = mpsc::channel();
+    let waiting = bakery.submit(move || {
+        started_tx.send(()).unwrap();
+        // A plain channel receive: blocking nobody declared.
+        rx.recv_timeout(Duration::from_secs(20)).is_ok()
+    });
+    started_rx.recv().unwrap();
+    let releasing = bakery.submit(move || tx.send(()).unwrap());
+    assert!(
+        waiting.join().unwrap(),
+        "the awaited order ran on a stand-in while the first baker waited"
+    );
+    releasing.join().unwrap();
+}

@@ -263,7 +263,10 @@ impl Registry {
             self.drain_if_deserted();
             return Some(settled);
         }
-        self.sleep.new_work(&self.roster);
+        // Every baker busy: the order waits, and the blocking monitor
+        // watches whether they are blocked (one load when it already does).
+        let all_busy = self.sleep.new_work(&self.roster);
+        self.poke_monitor_if(all_busy);
         None
     }
 
