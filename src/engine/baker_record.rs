@@ -166,6 +166,9 @@ pub(crate) struct BakerRecord {
     own: CachePadded<Own>,
     /// Set and cleared by the blocking monitor only.
     detected_blocked: AtomicBool,
+    /// Set by the baker while it runs a start or stop hook, which the
+    /// monitor leaves alone (see `BakerThread::blocking`).
+    in_hook: AtomicBool,
     /// The kernel's id of the thread holding the index, or 0 if unknown.
     os_thread: AtomicUsize,
     slot: CachePadded<Slot>,
@@ -197,6 +200,7 @@ impl BakerRecord {
                 tally: Tally::default(),
             }),
             detected_blocked: AtomicBool::new(false),
+            in_hook: AtomicBool::new(false),
             os_thread: AtomicUsize::new(0),
             slot: CachePadded::new(Slot::new()),
             fifo: FifoQueue::new(),
@@ -322,6 +326,17 @@ impl BakerRecord {
     /// thread takes the index.
     pub(crate) fn set_retire(&self, retire: bool) {
         self.own.retire.store(retire, Ordering::Relaxed);
+    }
+
+    /// Whether the baker runs a start or stop hook now.
+    pub(crate) fn in_hook(&self) -> bool {
+        self.in_hook.load(Ordering::Relaxed)
+    }
+
+    /// Says whether the baker runs a start or stop hook. Only the baker
+    /// itself calls this.
+    pub(crate) fn set_in_hook(&self, in_hook: bool) {
+        self.in_hook.store(in_hook, Ordering::Relaxed);
     }
 
     /// Whether the monitor found the baker blocked.

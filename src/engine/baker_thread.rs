@@ -609,8 +609,10 @@ pub(crate) fn run(registry: Arc<Registry>, index: usize, stack_size: usize) {
     let abort = AbortIfPanic;
     if let Some(hook) = baker.registry.start_hook() {
         baker.in_hook.set(true);
+        record.set_in_hook(true);
         unwind::quietly(|| hook(index));
         baker.in_hook.set(false);
+        record.set_in_hook(false);
     }
     let life = Life {
         registry: &baker.registry,
@@ -624,8 +626,10 @@ pub(crate) fn run(registry: Arc<Registry>, index: usize, stack_size: usize) {
     if let Some(hook) = baker.registry.stop_hook() {
         record.set_activity(Activity::Working);
         baker.in_hook.set(true);
+        record.set_in_hook(true);
         unwind::quietly(|| hook(index));
         baker.in_hook.set(false);
+        record.set_in_hook(false);
         // The hook runs on a baker, so what it submits went onto this
         // baker's own deque, and what its waits took from the injector may
         // be there too: it is finished below before going home, as any work

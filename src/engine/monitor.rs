@@ -196,7 +196,9 @@ fn sample(
     for (index, slot) in seen.iter_mut().enumerate().take(indices) {
         let record = registry.record(index);
         let progress = record.progress();
-        let working = record.activity() == Activity::Working;
+        // A hook runs outside the baker's work: a start hook that blocks
+        // must not start a stand-in whose own start hook blocks, and so on.
+        let working = record.activity() == Activity::Working && !record.in_hook();
         let entry = slot.get_or_insert(Seen {
             progress,
             since: now,
