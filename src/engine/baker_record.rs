@@ -15,7 +15,9 @@
 //!   the blocking monitor samples (see [`super::monitor`]), and whether the
 //!   monitor found it blocked;
 //! * its operating system thread id, for the monitor to ask the kernel
-//!   whether it sleeps.
+//!   whether it sleeps;
+//! * its demand flag: colleagues out of work ask it to share a pending fork
+//!   (see [`super::promotion`]).
 //!
 //! Per-baker counters belong here too, each written only by its own baker
 //! so that counting costs no shared read-modify-write.
@@ -27,6 +29,7 @@
 
 use crate::engine::fifo::FifoQueue;
 use crate::engine::job::JobRef;
+use crate::engine::promotion::Demand;
 use crate::engine::sleep::Slot;
 use crate::engine::sync::unmodelled::{AtomicBool, AtomicUsize};
 use crate::engine::sync::{self, Mutex, Ordering, Stealer, Worker};
@@ -86,6 +89,9 @@ pub(crate) struct BakerRecord {
     /// loom models too.
     worker: std::sync::Mutex<Option<Worker<JobRef>>>,
     own: CachePadded<Own>,
+    /// Written by colleagues, read by the baker at every join: a line of
+    /// its own.
+    demand: CachePadded<Demand>,
     /// Set and cleared by the blocking monitor only.
     detected_blocked: AtomicBool,
     /// The kernel's id of the thread holding the index, or 0 if unknown.
@@ -115,6 +121,7 @@ impl BakerRecord {
                 progress: AtomicUsize::new(0),
                 retire: AtomicBool::new(false),
             }),
+            demand: CachePadded::new(Demand::new()),
             detected_blocked: AtomicBool::new(false),
             os_thread: AtomicUsize::new(0),
             slot: CachePadded::new(Slot::new()),
@@ -180,6 +187,12 @@ impl BakerRecord {
     #[inline]
     pub(crate) fn fifo(&self) -> &FifoQueue {
         &self.fifo
+    }
+
+    /// The baker's demand flag (see [`super::promotion`]).
+    #[inline]
+    pub(crate) fn demand(&self) -> &Demand {
+        &self.demand
     }
 
     /// The baker's sleep slot.

@@ -50,6 +50,7 @@
 use crate::engine::baker_record::{Activity, BakerRecord};
 use crate::engine::job::{JobRef, Mode};
 use crate::engine::probe::Probe;
+use crate::engine::promotion::PendingForks;
 use crate::engine::registry::{Registry, RegistryId};
 use crate::engine::sleep::SlotState;
 use crate::engine::sync::{fence, local, thread, Arc, Ordering, Worker};
@@ -102,6 +103,9 @@ pub(crate) struct BakerThread {
     help_stack: usize,
     /// How many `blocking` calls are nested on this baker's stack now.
     blocking: Cell<u32>,
+    /// The forks of the joins on this baker's stack, until promoted (see
+    /// [`super::promotion`]).
+    pending: PendingForks,
 }
 
 impl BakerThread {
@@ -160,13 +164,17 @@ impl BakerThread {
         self.registry.new_fork();
     }
 
-    /// Pushes the second half of a `join`. No fence: if nobody takes it, this
-    /// baker runs it itself, so a missed wake-up costs parallelism, never the
-    /// job.
+    /// The forks of the joins on this baker's stack (see
+    /// [`super::promotion`]).
+    #[inline(always)]
+    pub(crate) fn pending(&self) -> &PendingForks {
+        &self.pending
+    }
+
+    /// A random baker index below `n`.
     #[inline]
-    pub(crate) fn push_fork(&self, job: JobRef) {
-        self.worker.push(job);
-        self.registry.new_fork();
+    pub(crate) fn random_below(&self, n: usize) -> usize {
+        self.rng.next_below(n)
     }
 
     /// Pops the newest job from the local deque.
@@ -218,6 +226,8 @@ impl BakerThread {
         let record = self.record();
         let was = record.activity();
         if outermost {
+            // Whoever runs while this baker blocks may take its forks.
+            self.promote_all();
             record.set_activity(Activity::Blocked);
             Registry::baker_blocks(&self.registry, self.index);
         }
@@ -375,6 +385,7 @@ impl BakerThread {
             }
         };
         'work: while !probe.probe() {
+            self.promote_if_asked();
             if let Some(job) = self.find_work(reach) {
                 self.execute(job);
                 continue;
@@ -398,6 +409,9 @@ impl BakerThread {
                     stop_searching();
                     self.execute(job);
                     continue 'work;
+                }
+                if counted {
+                    self.ask_for_work();
                 }
                 if rounds < search_rounds {
                     rounds += 1;
@@ -556,6 +570,7 @@ pub(crate) fn run(registry: Arc<Registry>, index: usize, stack_size: usize) {
             stack_size / HELP_STACK_SHARE
         },
         blocking: Cell::new(0),
+        pending: PendingForks::new(),
     };
     let record = baker.record();
     record.set_os_thread(os_thread_id());

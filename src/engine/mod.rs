@@ -11,6 +11,7 @@ pub(crate) mod join;
 pub(crate) mod latch;
 pub(crate) mod monitor;
 pub(crate) mod probe;
+pub(crate) mod promotion;
 pub(crate) mod registry;
 pub(crate) mod roster;
 pub(crate) mod sleep;
