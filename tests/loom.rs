@@ -144,8 +144,9 @@ fn fork_join_latch() {
 /// steals it while the owner pops it back or waits for its latch. The
 /// second halves must run exactly once each, and the owner must return only
 /// once they did. Fails if `PendingForks::pop` reports a promoted fork as
-/// unpromoted (the owner then runs `b` inline while it sits on the deque:
-/// it runs twice, or the owner returns while the thief still runs it).
+/// unpromoted: the owner then runs `b` inline while it sits on the deque,
+/// and returns while the thief may still run it, which loom reports as the
+/// thief touching the fork's latch in a frame already gone.
 #[test]
 fn join_races_its_promotion_and_a_steal() {
     use std::sync::atomic::AtomicUsize as Runs;

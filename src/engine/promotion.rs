@@ -230,10 +230,12 @@ impl Demand {
         }
     }
 
-    /// The baker serves the request.
+    /// The baker serves the request, if there was one.
     #[inline]
     pub(crate) fn clear(&self) {
-        self.asked.store(false, Ordering::Relaxed);
+        if self.asked.load(Ordering::Relaxed) {
+            self.asked.store(false, Ordering::Relaxed);
+        }
     }
 }
 
