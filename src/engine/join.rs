@@ -56,9 +56,14 @@ where
     RA: Send,
     RB: Send,
 {
-    BakerThread::with_own(registry.id(), |baker| match baker {
-        Some(baker) => join_here(baker, a, b),
-        None => join_cold(registry, a, b),
+    // The registry's address, not its id, says whose baker this is: both
+    // the caller and the baker hold the registry alive, so equal addresses
+    // are the same bakery, and the check costs a join two loads fewer.
+    BakerThread::with_current(|baker| {
+        match baker.filter(|baker| std::ptr::eq(&**baker.registry(), registry)) {
+            Some(baker) => join_here(baker, a, b),
+            None => join_cold(registry, a, b),
+        }
     })
 }
 
