@@ -70,10 +70,19 @@
 //! oldest fork, and the recorded ones are the oldest until they are
 //! promoted, so the limit loses nothing while fewer than 8 are taken; once
 //! they are, the joins after that are recorded again, but the plain-call
-//! frames between stay with their baker. The number is measured: with 3,
-//! quicksort of 500,000 `u32` on 2 bakers took 40 ms instead of 27 (its
-//! uneven partitions need more forks to share); with 16, fib(25) took
-//! about 1.0 ms instead of 0.7 (more of its joins are recorded).
+//! frames between stay with their baker. The number is measured, on 2
+//! bakers, in the fork-join benches (`benches/pools.rs`), in the quieter
+//! of two runs:
+//!
+//! | limit | fib(25) | tree sum, 2^21 - 1 nodes | quicksort, 500,000 `u32` |
+//! |---:|---:|---:|---:|
+//! | 3 | 0.43 ms | 40 ms (27 to 55) | 32.4 ms |
+//! | 8 | 0.51 ms | 25.6 ms | 24.1 ms |
+//! | 16 | 0.67 ms | 25.5 ms | 26.1 ms |
+//!
+//! With 3, quicksort's uneven partitions leave too few forks to share
+//! (33.6 ms against 32.7 in the other run too); with 16, more of fib's
+//! joins are recorded, each a few nanoseconds dearer.
 //!
 //! A baker that searches for work and finds none asks a colleague that is
 //! working: it sets that baker's demand flag, once per search round, if it
