@@ -1,6 +1,6 @@
 //! How much CPU an idle pool burns when it has more threads than the machine
-//! has cores: bakery, rayon, threadpool and executors' crossbeam
-//! work-stealing pool, each with 8 threads (`BAKERY_IDLE_THREADS` to change).
+//! has cores: bakery, rayon, threadpool, executors' crossbeam work-stealing
+//! pool and chili, each with 8 threads (`BAKERY_IDLE_THREADS` to change).
 //!
 //! This is a plain program, not a criterion benchmark: it prints a table.
 //! For each pool, one after the other (the previous pool is shut down
@@ -23,6 +23,14 @@
 //!
 //! The "no pool" row is the floor: this program with no pool at all (its
 //! main thread sleeping, plus a watchdog thread that wakes once a second).
+//!
+//! Fork-join pools burst with a fork-join instead: fib(20), a join at every
+//! call. `bakery, after fork-join` runs it after the orders, so that bakers
+//! that asked for work (see the engine's promotion) are left asleep.
+//! `chili` has no orders: it runs the fork-join from a `Scope` that the
+//! program keeps, as a program using chili keeps its scope; chili's
+//! heartbeat thread ticks while a scope exists. Its pool is leaked (its
+//! scope borrows it), so it comes last.
 
 mod common;
 
@@ -187,6 +195,50 @@ impl Pool for WithTimers {
     }
 }
 
+fn fib(bakery: &Bakery, n: u64) -> u64 {
+    if n < 2 {
+        return n;
+    }
+    let (a, b) = bakery.join(|| fib(bakery, n - 1), || fib(bakery, n - 2));
+    a + b
+}
+
+fn fib_chili(s: &mut chili::Scope<'_>, n: u64) -> u64 {
+    if n < 2 {
+        return n;
+    }
+    let (a, b) = s.join(|s| fib_chili(s, n - 1), |s| fib_chili(s, n - 2));
+    a + b
+}
+
+const FIB_N: u64 = 20;
+const FIB: u64 = 6_765;
+
+/// A bakery whose burst ends with a fork-join.
+struct BakeryForkJoin(Bakery);
+
+impl Pool for BakeryForkJoin {
+    fn burst(&self) {
+        self.0.burst();
+        assert_eq!(self.0.install(|| fib(&self.0, FIB_N)), FIB);
+    }
+
+    fn shutdown(self: Box<Self>) {
+        Bakery::shutdown(self.0);
+    }
+}
+
+/// A chili pool and the scope the program keeps.
+struct Chili(std::cell::RefCell<chili::Scope<'static>>);
+
+impl Pool for Chili {
+    fn burst(&self) {
+        assert_eq!(fib_chili(&mut self.0.borrow_mut(), FIB_N), FIB);
+    }
+
+    fn shutdown(self: Box<Self>) {}
+}
+
 struct Row {
     pool: &'static str,
     spin_down_ms: f64,
@@ -272,6 +324,22 @@ fn main() {
         }),
         measure("executors", || {
             Box::new(executors::crossbeam_workstealing_pool::small_pool(threads))
+        }),
+        measure("bakery, after fork-join", || {
+            Box::new(BakeryForkJoin(
+                Bakery::builder()
+                    .bakers(threads)
+                    .build()
+                    .expect("bakery builds"),
+            ))
+        }),
+        measure("chili, a scope kept", || {
+            let pool: &'static chili::ThreadPool =
+                Box::leak(Box::new(chili::ThreadPool::with_config(chili::Config {
+                    thread_count: std::num::NonZero::new(threads),
+                    ..chili::Config::default()
+                })));
+            Box::new(Chili(std::cell::RefCell::new(pool.scope())))
         }),
     ];
 

@@ -1,5 +1,6 @@
-//! Side-by-side timings of bakery and three other pools on the same work:
-//! rayon, threadpool, and executors' crossbeam work-stealing pool.
+//! Side-by-side timings of bakery and four other pools on the same work:
+//! rayon, threadpool, executors' crossbeam work-stealing pool, and, for
+//! fork-join, chili.
 //!
 //! Every benchmark id is `<group>/<pool>` (or `<group>/<pool>_<variant>`), so
 //! that `benches/ratios.py` can pair bakery with the others. Every pool gets
@@ -35,7 +36,18 @@
 //!   no sequential cutoff (121,392 joins), so it measures the cost of a join.
 //!   `sequential` is the same recursion with plain calls. Both pools enter
 //!   once with `install` (`Bakery::install`, `ThreadPool::install`), so every
-//!   join runs on a worker.
+//!   join runs on a worker. `chili`: the same recursion with `Scope::join`
+//!   (heartbeat every 100 µs, its default), from a scope made once per
+//!   benchmark on the bench thread, which is one of chili's threads.
+//! * `fork_join_tree`: the sum of a balanced binary tree of 2^21 - 1 boxed
+//!   nodes with a `join` at every node, leaves included (2,097,151 joins):
+//!   chili's own benchmark. Same variants and entry as `fork_join_fib`.
+//!   A join nobody took runs `a` then `b` on bakery and rayon, but `b` then
+//!   `a` on chili, and the tree's nodes are allocated children first, so
+//!   visiting the right subtree first walks memory downwards, which the
+//!   hardware prefetches: `sequential_b_first` is the plain recursion in
+//!   chili's order, and `chili_left_first` is chili with its halves
+//!   swapped, visiting nodes in the others' order.
 //! * `fork_join_sort`: a quicksort of 500,000 random `u32` that joins the
 //!   two halves after each partition and sorts slices of at most 2,048
 //!   elements with `sort_unstable`. Same entry as `fork_join_fib`. The copy
@@ -588,6 +600,23 @@ impl Fork for Sequential {
     }
 }
 
+/// Plain calls, `b` first, as chili runs a join nobody stole.
+struct SequentialBFirst;
+
+impl Fork for SequentialBFirst {
+    #[inline]
+    fn fork<A, B, RA, RB>(&self, a: A, b: B) -> (RA, RB)
+    where
+        A: FnOnce() -> RA + Send,
+        B: FnOnce() -> RB + Send,
+        RA: Send,
+        RB: Send,
+    {
+        let rb = b();
+        (a(), rb)
+    }
+}
+
 impl Fork for Bakery {
     #[inline]
     fn fork<A, B, RA, RB>(&self, a: A, b: B) -> (RA, RB)
@@ -628,9 +657,27 @@ fn fib(fork: &impl Fork, n: u64) -> u64 {
     a + b
 }
 
+/// fib(n) with chili's `Scope::join` at every call with n >= 2.
+fn fib_chili(s: &mut chili::Scope<'_>, n: u64) -> u64 {
+    if n < 2 {
+        return n;
+    }
+    let (a, b) = s.join(|s| fib_chili(s, n - 1), |s| fib_chili(s, n - 2));
+    a + b
+}
+
+/// A chili pool of `threads` threads, the caller's included.
+fn chili_pool(threads: usize) -> chili::ThreadPool {
+    chili::ThreadPool::with_config(chili::Config {
+        thread_count: Some(std::num::NonZero::new(threads).expect("at least one thread")),
+        heartbeat_interval: Duration::from_micros(100),
+    })
+}
+
 fn fork_join_fib(c: &mut Criterion, threads: usize) {
     const GROUP: &str = "fork_join_fib";
     let pools = Pools::new(threads);
+    let chili = chili_pool(threads);
     let expected = fib(&Sequential, FIB_N);
     let mut group = c.benchmark_group(GROUP);
     group
@@ -651,11 +698,121 @@ fn fork_join_fib(c: &mut Criterion, threads: usize) {
             assert_eq!(result, expected);
         })
     });
+    bench(&mut group, GROUP, "chili", |b| {
+        let mut scope = chili.scope();
+        b.iter(|| assert_eq!(fib_chili(&mut scope, black_box(FIB_N)), expected))
+    });
     bench(&mut group, GROUP, "sequential", |b| {
         b.iter(|| assert_eq!(fib(&Sequential, black_box(FIB_N)), expected))
     });
 
     group.finish();
+    drop(chili);
+    pools.shutdown();
+}
+
+// ---------------------------------------------------------------------------
+// fork_join_tree
+// ---------------------------------------------------------------------------
+
+/// Levels of the summed tree: 2^21 - 1 nodes.
+const SUM_TREE_LAYERS: u32 = 21;
+
+/// A node of the summed tree, as in chili's benchmark.
+struct Node {
+    value: u64,
+    left: Option<Box<Node>>,
+    right: Option<Box<Node>>,
+}
+
+impl Node {
+    /// A balanced tree of `layers` levels, every value 1.
+    fn tree(layers: u32) -> Node {
+        Node {
+            value: 1,
+            left: (layers > 1).then(|| Box::new(Node::tree(layers - 1))),
+            right: (layers > 1).then(|| Box::new(Node::tree(layers - 1))),
+        }
+    }
+}
+
+/// The sum of the tree's values, with a fork at every node.
+fn tree_sum(fork: &impl Fork, node: &Node) -> u64 {
+    let (left, right) = fork.fork(
+        || node.left.as_deref().map_or(0, |n| tree_sum(fork, n)),
+        || node.right.as_deref().map_or(0, |n| tree_sum(fork, n)),
+    );
+    node.value + left + right
+}
+
+/// The same with chili's `Scope::join`.
+fn tree_sum_chili(s: &mut chili::Scope<'_>, node: &Node) -> u64 {
+    let (left, right) = s.join(
+        |s| node.left.as_deref().map_or(0, |n| tree_sum_chili(s, n)),
+        |s| node.right.as_deref().map_or(0, |n| tree_sum_chili(s, n)),
+    );
+    node.value + left + right
+}
+
+/// The same with the halves swapped, so that chili, which runs its second
+/// closure first when nobody took the first, visits the left subtree first
+/// as the other pools do.
+fn tree_sum_chili_left_first(s: &mut chili::Scope<'_>, node: &Node) -> u64 {
+    let (right, left) = s.join(
+        |s| {
+            node.right
+                .as_deref()
+                .map_or(0, |n| tree_sum_chili_left_first(s, n))
+        },
+        |s| {
+            node.left
+                .as_deref()
+                .map_or(0, |n| tree_sum_chili_left_first(s, n))
+        },
+    );
+    node.value + left + right
+}
+
+fn fork_join_tree(c: &mut Criterion, threads: usize) {
+    const GROUP: &str = "fork_join_tree";
+    let pools = Pools::new(threads);
+    let chili = chili_pool(threads);
+    let tree = Node::tree(SUM_TREE_LAYERS);
+    let expected = (1_u64 << SUM_TREE_LAYERS) - 1;
+    let mut group = c.benchmark_group(GROUP);
+    group
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(3));
+
+    bench(&mut group, GROUP, "bakery", |b| {
+        b.iter(|| {
+            let sum = pools.bakery.install(|| tree_sum(&pools.bakery, &tree));
+            assert_eq!(sum, expected);
+        })
+    });
+    bench(&mut group, GROUP, "rayon", |b| {
+        b.iter(|| {
+            let sum = pools.rayon.install(|| tree_sum(&Rayon, &tree));
+            assert_eq!(sum, expected);
+        })
+    });
+    bench(&mut group, GROUP, "chili", |b| {
+        let mut scope = chili.scope();
+        b.iter(|| assert_eq!(tree_sum_chili(&mut scope, &tree), expected))
+    });
+    bench(&mut group, GROUP, "chili_left_first", |b| {
+        let mut scope = chili.scope();
+        b.iter(|| assert_eq!(tree_sum_chili_left_first(&mut scope, &tree), expected))
+    });
+    bench(&mut group, GROUP, "sequential", |b| {
+        b.iter(|| assert_eq!(tree_sum(&Sequential, &tree), expected))
+    });
+    bench(&mut group, GROUP, "sequential_b_first", |b| {
+        b.iter(|| assert_eq!(tree_sum(&SequentialBFirst, &tree), expected))
+    });
+
+    group.finish();
+    drop(chili);
     pools.shutdown();
 }
 
@@ -1174,6 +1331,7 @@ fn main() {
     tiny_orders_cold(&mut c, threads);
     tiny_orders_submitters(&mut c, threads);
     fork_join_fib(&mut c, threads);
+    fork_join_tree(&mut c, threads);
     fork_join_sort(&mut c, threads);
     order_tree(&mut c, threads);
     uneven(&mut c, threads);

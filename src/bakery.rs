@@ -310,11 +310,15 @@ impl Bakery {
     /// Runs `a` and `b`, possibly in parallel, and returns both results.
     ///
     /// Both closures may borrow from the caller, as with `rayon::join`. On
-    /// one of this bakery's bakers, `b` is offered to idle bakers while the
-    /// caller runs `a`, and run by the caller itself if nobody took it; no
-    /// allocation is made. From any other thread the fork-join moves into
-    /// the bakery (one allocation) and the caller waits for it. If the
-    /// bakery is shutting down, both closures may run on the caller.
+    /// one of this bakery's bakers, `b` may be taken by an idle baker while
+    /// the caller runs `a`, and is run by the caller itself if nobody took
+    /// it; no allocation is made. `b` is offered only when a baker runs out
+    /// of work and asks (the outermost `join` on a baker offers it at once),
+    /// so a `join` nobody needs costs about a function call; an `a` that
+    /// blocks until `b` has run must wrap that wait in
+    /// [`blocking`](crate::blocking()). From any other thread the fork-join
+    /// moves into the bakery (one allocation) and the caller waits for it.
+    /// If the bakery is shutting down, both closures may run on the caller.
     ///
     /// # Panics
     ///

@@ -138,6 +138,45 @@ fn fork_join_latch() {
     });
 }
 
+/// A join nested under a pending one, on two bakers: its fork is private
+/// until the other baker, out of work, asks for work; then the forking
+/// baker promotes it onto its deque at its next join, and the asking baker
+/// steals it while the owner pops it back or waits for its latch. The
+/// second halves must run exactly once each, and the owner must return only
+/// once they did. Fails if `PendingForks::pop` reports a promoted fork as
+/// unpromoted: the owner then runs `b` inline while it sits on the deque,
+/// and returns while the thief may still run it, which loom reports as the
+/// thief touching the fork's latch in a frame already gone.
+#[test]
+fn join_races_its_promotion_and_a_steal() {
+    use std::sync::atomic::AtomicUsize as Runs;
+    loom::model(|| {
+        let bakery = Bakery::new(2);
+        let runs = std::sync::Arc::new(Runs::new(0));
+        let inner_runs = runs.clone();
+        let outer_runs = runs.clone();
+        let (inner, outer) = bakery.install(|| {
+            bakery.join(
+                || {
+                    bakery.join(
+                        || 1,
+                        || {
+                            inner_runs.fetch_add(1, Ordering::Relaxed);
+                            2
+                        },
+                    )
+                },
+                || {
+                    outer_runs.fetch_add(1, Ordering::Relaxed);
+                    3
+                },
+            )
+        });
+        assert_eq!((inner, outer), ((1, 2), 3));
+        assert_eq!(runs.load(Ordering::Relaxed), 2);
+    });
+}
+
 /// `shutdown_now` racing a queued order: the order is cancelled or runs,
 /// never both, never neither.
 #[test]

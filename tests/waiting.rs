@@ -179,6 +179,78 @@ fn fork_join_from_outside_and_panics_in_either_half() {
     assert_eq!(outcome.join().unwrap(), (true, true, (2, 3)));
 }
 
+/// Runs `leaf` below `depth` nested joins, each with a trivial second half.
+fn below_joins(bakery: &Bakery, depth: u32, leaf: &(dyn Fn() -> u32 + Sync)) -> u32 {
+    if depth == 0 {
+        return leaf();
+    }
+    let (a, b) = bakery.join(|| below_joins(bakery, depth - 1, leaf), || 1);
+    a + b
+}
+
+#[test]
+fn panics_propagate_from_joins_nested_too_deep_to_be_offered() {
+    // On one baker nobody asks for work, so a join below eight others whose
+    // second halves are pending is two plain calls: its panics must travel
+    // like any join's, and a second half after a panicking first never runs.
+    let bakery = Bakery::new(1);
+    let ran = AtomicUsize::new(0);
+    let left = panic::catch_unwind(AssertUnwindSafe(|| {
+        bakery.install(|| {
+            below_joins(&bakery, 20, &|| {
+                bakery
+                    .join(
+                        || -> u32 { panic!("deep left") },
+                        || ran.fetch_add(1, Ordering::SeqCst) as u32,
+                    )
+                    .1
+            })
+        })
+    }));
+    assert_eq!(*left.unwrap_err().downcast::<&str>().unwrap(), "deep left");
+    assert_eq!(ran.load(Ordering::SeqCst), 0, "the second half never ran");
+    let right = panic::catch_unwind(AssertUnwindSafe(|| {
+        bakery.install(|| {
+            below_joins(&bakery, 20, &|| {
+                bakery.join(|| 1, || -> u32 { panic!("deep right") }).0
+            })
+        })
+    }));
+    assert_eq!(
+        *right.unwrap_err().downcast::<&str>().unwrap(),
+        "deep right"
+    );
+    // And the baker's pending forks are whole again afterwards.
+    assert_eq!(bakery.install(|| below_joins(&bakery, 20, &|| 1)), 21);
+}
+
+#[test]
+fn blocking_inside_a_nested_join_offers_its_pending_second_halves() {
+    // The inner join's first half waits for its own second half: without
+    // `blocking` nobody would be asked to take it, since both are nested
+    // below the outer join.
+    let bakery = Bakery::new(2);
+    let (a, b) = bakery.install(|| {
+        bakery.join(
+            || {
+                let (sent_tx, sent) = mpsc::channel();
+                bakery.join(
+                    move || {
+                        bakehouse::blocking(|| sent.recv_timeout(PATIENCE)).unwrap();
+                        1
+                    },
+                    move || {
+                        sent_tx.send(()).unwrap();
+                        2
+                    },
+                )
+            },
+            || 3,
+        )
+    });
+    assert_eq!((a, b), ((1, 2), 3));
+}
+
 #[test]
 fn cancel_stops_queued_orders_and_drops_their_closures_at_once() {
     let bakery = held(1);

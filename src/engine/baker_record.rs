@@ -15,7 +15,9 @@
 //!   the blocking monitor samples (see [`super::monitor`]), and whether the
 //!   monitor found it blocked;
 //! * its operating system thread id, for the monitor to ask the kernel
-//!   whether it sleeps.
+//!   whether it sleeps;
+//! * its demand flag: colleagues out of work ask it to share a pending fork
+//!   (see [`super::promotion`]).
 //!
 //! * its counters for the statistics ([`Tally`]): orders submitted from
 //!   it, orders it ran, that panicked, that it found cancelled or rejected,
@@ -56,6 +58,7 @@
 use crate::engine::fifo::FifoQueue;
 use crate::engine::job::Fate;
 use crate::engine::job::JobRef;
+use crate::engine::promotion::Demand;
 use crate::engine::sleep::Slot;
 use crate::engine::sync::unmodelled::{AtomicBool, AtomicU64, AtomicUsize};
 use crate::engine::sync::{self, Mutex, Ordering, Stealer, Worker};
@@ -164,6 +167,9 @@ pub(crate) struct BakerRecord {
     /// loom models too.
     worker: std::sync::Mutex<Option<Worker<JobRef>>>,
     own: CachePadded<Own>,
+    /// Written by colleagues, read by the baker at every join: a line of
+    /// its own.
+    demand: CachePadded<Demand>,
     /// Set and cleared by the blocking monitor only.
     detected_blocked: AtomicBool,
     /// Set by the baker while it runs a start or stop hook, which the
@@ -199,6 +205,7 @@ impl BakerRecord {
                 retire: AtomicBool::new(false),
                 tally: Tally::default(),
             }),
+            demand: CachePadded::new(Demand::new()),
             detected_blocked: AtomicBool::new(false),
             in_hook: AtomicBool::new(false),
             os_thread: AtomicUsize::new(0),
@@ -259,6 +266,12 @@ impl BakerRecord {
     #[inline]
     pub(crate) fn fifo(&self) -> &FifoQueue {
         &self.fifo
+    }
+
+    /// The baker's demand flag (see [`super::promotion`]).
+    #[inline]
+    pub(crate) fn demand(&self) -> &Demand {
+        &self.demand
     }
 
     /// The baker's sleep slot.

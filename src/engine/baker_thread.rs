@@ -50,6 +50,7 @@
 use crate::engine::baker_record::{Activity, BakerRecord};
 use crate::engine::job::{Fate, JobRef, Mode};
 use crate::engine::probe::Probe;
+use crate::engine::promotion::PendingForks;
 use crate::engine::registry::{Registry, RegistryId};
 use crate::engine::sleep::SlotState;
 use crate::engine::sync::{fence, local, thread, Arc, Ordering, Worker};
@@ -104,6 +105,9 @@ pub(crate) struct BakerThread {
     blocking: Cell<u32>,
     /// Whether a start or stop hook runs now (see [`BakerThread::blocking`]).
     in_hook: Cell<bool>,
+    /// The forks of the joins on this baker's stack, until promoted (see
+    /// [`super::promotion`]).
+    pending: PendingForks,
 }
 
 impl BakerThread {
@@ -162,13 +166,17 @@ impl BakerThread {
         self.registry.new_fork();
     }
 
-    /// Pushes the second half of a `join`. No fence: if nobody takes it, this
-    /// baker runs it itself, so a missed wake-up costs parallelism, never the
-    /// job.
+    /// The forks of the joins on this baker's stack (see
+    /// [`super::promotion`]).
+    #[inline(always)]
+    pub(crate) fn pending(&self) -> &PendingForks {
+        &self.pending
+    }
+
+    /// A random baker index below `n`.
     #[inline]
-    pub(crate) fn push_fork(&self, job: JobRef) {
-        self.worker.push(job);
-        self.registry.new_fork();
+    pub(crate) fn random_below(&self, n: usize) -> usize {
+        self.rng.next_below(n)
     }
 
     /// Pops the newest job from the local deque.
@@ -228,6 +236,8 @@ impl BakerThread {
         // A hook runs outside the baker's work: a start hook that blocks
         // would otherwise start a stand-in whose own start hook blocks, and
         // so on up to `max_bakers`.
+        // Whoever runs while this baker blocks may take its forks.
+        self.promote_all();
         if self.in_hook.get() {
             return f();
         }
@@ -402,6 +412,7 @@ impl BakerThread {
             }
         };
         'work: while !probe.probe() {
+            self.promote_if_asked();
             if let Some(job) = self.find_work(reach) {
                 self.execute(job);
                 continue;
@@ -425,6 +436,9 @@ impl BakerThread {
                     stop_searching();
                     self.execute(job);
                     continue 'work;
+                }
+                if counted {
+                    self.ask_for_work();
                 }
                 if rounds < search_rounds {
                     rounds += 1;
@@ -596,6 +610,7 @@ pub(crate) fn run(registry: Arc<Registry>, index: usize, stack_size: usize) {
         },
         blocking: Cell::new(0),
         in_hook: Cell::new(false),
+        pending: PendingForks::new(),
     };
     let record = baker.record();
     record.set_os_thread(os_thread_id());

@@ -2,9 +2,14 @@
 //! results.
 //!
 //! On one of the pool's bakers, `join(a, b)` allocates nothing: `b` becomes a
-//! [`StackJob`] in the baker's own stack frame and a [`JobRef`] to it goes on
-//! the baker's deque, where an idle baker may steal it. The baker runs `a`,
-//! then pops its deque: if `b` is still there, nobody stole it and the baker
+//! [`StackJob`] in the baker's own stack frame, recorded as a *pending fork*
+//! in the baker's private list, which nobody else reads. The baker runs `a`;
+//! if no colleague asked for work meanwhile, the fork is still private and
+//! the baker runs `b` inline: no deque, no atomic read-modify-write, no
+//! fence. A colleague out of work asks a busy baker, which then *promotes*
+//! its oldest pending fork onto its deque (see [`super::promotion`]). A
+//! promoted fork is handled as every fork once was: after `a`, the baker
+//! pops its deque, and if `b` is still there, nobody stole it and the baker
 //! runs it inline; if it was stolen, the baker works on other jobs (see
 //! [`BakerThread::wait_until`]) until the thief sets `b`'s latch. The frame
 //! does not return before `b` ran or was popped back, which is what makes
@@ -51,9 +56,14 @@ where
     RA: Send,
     RB: Send,
 {
-    BakerThread::with_own(registry.id(), |baker| match baker {
-        Some(baker) => join_here(baker, a, b),
-        None => join_cold(registry, a, b),
+    // The registry's address, not its id, says whose baker this is: both
+    // the caller and the baker hold the registry alive, so equal addresses
+    // are the same bakery, and the check costs a join two loads fewer.
+    BakerThread::with_current(|baker| {
+        match baker.filter(|baker| std::ptr::eq(&**baker.registry(), registry)) {
+            Some(baker) => join_here(baker, a, b),
+            None => join_cold(registry, a, b),
+        }
     })
 }
 
@@ -65,20 +75,34 @@ where
     RA: Send,
     RB: Send,
 {
+    let pending = baker.pending();
+    if pending.unpromoted() >= RECORDED {
+        // Deep below forks still pending: nobody will want this one before
+        // them (promotion takes the oldest), so it is two plain calls.
+        baker.promote_if_asked();
+        return join_inline(a, b);
+    }
     let job_b = StackJob::new(b, BakerLatch::new(baker));
     // SAFETY: `job_b` stays in this frame until it ran: every path below
-    // either pops the reference back (and then runs or drops `job_b` here) or
-    // waits for its latch.
+    // takes the reference off the pending forks before the frame ends, and
+    // if it was promoted meanwhile, pops it back from the deque (and then
+    // runs or drops `job_b` here) or waits for its latch.
     let job_b_ref = unsafe { job_b.as_job_ref() };
-    let job_b_id = job_b_ref.id();
-    baker.push_fork(job_b_ref);
+    let index = pending.push(job_b_ref);
+    if index == 0 {
+        // The outermost join on this baker's stack: promoted at once (see
+        // `super::promotion`).
+        baker.promote_for_demand();
+    } else {
+        baker.promote_if_asked();
+    }
 
     let result_a = match unwind::halt_unwinding(a) {
         Ok(value) => value,
         Err(payload) => {
             // `b` may borrow this frame: make sure nobody runs it any more
             // before unwinding through it.
-            if !pop_back(baker, &job_b.latch, job_b_id) {
+            if pending.pop(index) && !pop_back(baker, &job_b.latch, job_b.id()) {
                 baker.wait_until(&job_b.latch);
             }
             // What is left of `b` (its unrun closure, or what it returned or
@@ -92,7 +116,7 @@ where
     // If `b` panics, `a`'s value is dropped by the unwinding, where a
     // destructor that panics too must not abort the process.
     let result_a = DropQuietlyOnUnwind::new(result_a);
-    if pop_back(baker, &job_b.latch, job_b_id) {
+    if !pending.pop(index) || pop_back(baker, &job_b.latch, job_b.id()) {
         let result_b = job_b.run_inline();
         return (result_a.into_inner(), result_b);
     }
@@ -108,9 +132,37 @@ where
     }
 }
 
-/// Pops the local deque until the fork comes back (returns `true`) or the
-/// deque runs dry (`false`: it was stolen). Jobs above the fork were pushed
-/// by `a` and are run on the way.
+/// How many unpromoted forks a baker records at most: a join below that
+/// many pending ones runs its halves as plain calls (see
+/// [`super::promotion`], where the choice of 8 is measured).
+const RECORDED: usize = 8;
+
+/// `join` as two plain calls, with the same panic rules as a join whose
+/// fork nobody took.
+#[inline(always)]
+fn join_inline<A, B, RA, RB>(a: A, b: B) -> (RA, RB)
+where
+    A: FnOnce() -> RA,
+    B: FnOnce() -> RB,
+{
+    let result_a = match unwind::halt_unwinding(a) {
+        Ok(value) => value,
+        Err(payload) => {
+            // `b`'s unrun closure is dropped before the unwinding starts,
+            // where a destructor that panics cannot abort the process.
+            unwind::quietly(move || drop(b));
+            unwind::resume_unwinding(payload);
+        }
+    };
+    let result_a = DropQuietlyOnUnwind::new(result_a);
+    let result_b = b();
+    (result_a.into_inner(), result_b)
+}
+
+/// Pops the local deque until a promoted fork comes back (returns `true`) or
+/// the deque runs dry (`false`: it was stolen). Jobs above the fork were
+/// pushed by `a` (or promoted by its joins and left unstolen, already run)
+/// and are run on the way.
 fn pop_back(baker: &BakerThread, latch: &BakerLatch, fork: *const ()) -> bool {
     while !latch.probe() {
         match baker.take_local() {

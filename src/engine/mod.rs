@@ -12,6 +12,7 @@ pub(crate) mod join;
 pub(crate) mod latch;
 pub(crate) mod monitor;
 pub(crate) mod probe;
+pub(crate) mod promotion;
 pub(crate) mod ready_list;
 pub(crate) mod registry;
 pub(crate) mod roster;

@@ -1,10 +1,11 @@
 //! The second half of a `join`, living on the forking baker's stack.
 //!
 //! `join(a, b)` on a baker turns `b` into a [`StackJob`] in its own stack
-//! frame and pushes a [`JobRef`] to it on its deque. The frame does not
-//! return before the job ran or was popped back unrun, which is what makes
-//! borrowing from it sound (see [`super::join`]). Whoever runs it sets its
-//! latch, the last thing it touches.
+//! frame and records a [`JobRef`] to it among its pending forks, from where
+//! it may be promoted onto its deque (see [`super::promotion`]). The frame
+//! does not return before the job ran or was taken back unrun, which is what
+//! makes borrowing from it sound (see [`super::join`]). Whoever runs it sets
+//! its latch, the last thing it touches.
 
 use crate::engine::job::{Fate, Job, JobRef, Mode};
 use crate::engine::latch::Latch;
@@ -54,14 +55,24 @@ where
         unsafe { JobRef::new(NonNull::from(self)) }
     }
 
-    /// Runs the closure on the forking baker itself, after popping the
-    /// reference back unexecuted.
-    pub(crate) fn run_inline(self) -> R {
+    /// What the deque's reference to this job is compared against.
+    #[inline]
+    pub(crate) fn id(&self) -> *const () {
+        (self as *const Self).cast()
+    }
+
+    /// Runs the closure on the forking baker itself, after taking the
+    /// reference back unexecuted (it was never promoted, or popped back).
+    /// In place: moving the job first would copy it, which costs a join
+    /// more than the rest of its fast path.
+    #[inline(always)]
+    pub(crate) fn run_inline(&self) -> R {
         let func = self
             .func
             .with_mut(|func| {
-                // SAFETY: the reference was popped back by the forking baker,
-                // so no other thread can reach the job any more.
+                // SAFETY: the reference was taken back by the forking baker
+                // (never promoted, or popped back), so no other thread can
+                // reach the job any more.
                 unsafe { (*func).take() }
             })
             .expect("a join's second half ran twice");
