@@ -212,7 +212,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let names = ["Ada", "Bruno", "Chloe", "Dmitri"];
     let bakery = Bakery::builder()
         .bakers(BAKERS)
-        .baker_name(move |i| names[i].to_owned())
+        // Stand-ins for bakers blocked at the oven get numbered names.
+        .baker_name(move |i| {
+            names
+                .get(i)
+                .map_or_else(|| format!("stand-in-{i}"), |name| (*name).to_owned())
+        })
         .build()?;
     println!(
         "{BAKERS} bakers, one oven with {SLOTS} slots, {CAKES} tickets; \
