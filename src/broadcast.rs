@@ -58,14 +58,12 @@ impl Bakery {
         let outcomes: Mutex<Vec<(usize, std::thread::Result<R>)>> = Mutex::new(Vec::new());
         self.scope(|s| {
             let outcomes = &outcomes;
-            for share in s.submit_to_each(|index| {
+            drop(s.submit_to_each(|index| {
                 move || {
                     let outcome = unwind::halt_unwinding(|| f(&Baker::of(registry, index)));
                     outcomes.lock().push((index, outcome));
                 }
-            }) {
-                drop(share);
-            }
+            }));
         });
         let mut outcomes = outcomes.into_inner();
         outcomes.sort_unstable_by_key(|&(index, _)| index);

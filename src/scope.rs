@@ -208,7 +208,7 @@ impl<'scope, 'env> Scope<'scope, 'env> {
             (order_for(index), ScopedKind::new(&self.data))
         })
         .into_iter()
-        .map(|(_, raw)| ScopedOrder {
+        .map(|raw| ScopedOrder {
             raw,
             scope: PhantomData,
         })

@@ -93,11 +93,11 @@ where
 /// baker's inbox, for it alone to run (see
 /// [`BakerRecord::deliver`](crate::engine::baker_record::BakerRecord::deliver)):
 /// `order_for(index)` makes baker `index`'s closure and kind. Returns the
-/// handles in index order, with their bakers' indices.
+/// handles in index order.
 pub(crate) fn submit_to_each<F, T, K>(
     registry: &Registry,
     mut order_for: impl FnMut(usize) -> (F, K),
-) -> Vec<(usize, RawOrder<T>)>
+) -> Vec<RawOrder<T>>
 where
     F: FnOnce() -> T + Send,
     T: Send,
@@ -109,7 +109,7 @@ where
         let task = NewTask::new(func, kind, registry.id(), None);
         // SAFETY: the only queue reference of this task.
         let job = unsafe { task.job_ref() };
-        handles.push((index, task.into_handle()));
+        handles.push(task.into_handle());
         job
     });
     handles

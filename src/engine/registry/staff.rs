@@ -484,9 +484,9 @@ impl Registry {
     }
 
     /// Delivers a job made by `job_for` to the inbox of every baker whose
-    /// index holds a thread now, in index order, and wakes each. Returns
-    /// the indices served. The protocol is at [`BakerRecord::deliver`].
-    pub(crate) fn deliver_to_each(&self, mut job_for: impl FnMut(usize) -> JobRef) -> Vec<usize> {
+    /// index holds a thread now, in index order, and wakes each. The
+    /// protocol is at [`BakerRecord::deliver`].
+    pub(crate) fn deliver_to_each(&self, mut job_for: impl FnMut(usize) -> JobRef) {
         let staff = self.lock_staff();
         let served: Vec<usize> = (0..self.roster.len())
             .filter(|&index| self.roster.record(index).activity() != Activity::Vacant)
@@ -498,7 +498,6 @@ impl Registry {
         for &index in &served {
             self.wake_baker(index);
         }
-        served
     }
 
     /// The most bakers the bakery may hold.
